@@ -1,0 +1,34 @@
+//! The command line: clap definitions and dispatch, one file per subcommand.
+
+mod image;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// seal: a reproducible workflow runner.
+#[derive(Debug, Parser)]
+#[command(name = "seal", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage images in the store.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Internal: start one container from a spec read on stdin.
+    #[command(name = "__container", hide = true)]
+    Container,
+}
+
+/// Parses the arguments, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Image(cmd) => image::run(cmd),
+        Command::Container => ExitCode::from(crate::runtime::container_main()),
+    }
+}
