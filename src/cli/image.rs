@@ -1,9 +1,10 @@
 //! `seal image`: import and inspect images in the store.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Subcommand;
+
+use super::output::{CliError, Outcome};
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -17,8 +18,8 @@ pub enum ImageCommand {
     },
 }
 
-pub fn run(cmd: ImageCommand) -> ExitCode {
+pub fn run(cmd: ImageCommand) -> Result<Option<Outcome>, CliError> {
     match cmd {
-        ImageCommand::Import { .. } => ExitCode::FAILURE,
+        ImageCommand::Import { .. } => Ok(Some(Outcome::Failed(1))),
     }
 }

@@ -1,21 +1,40 @@
 //! The command line: clap definitions and dispatch, one file per subcommand.
+//!
+//! Exit codes: 0 success; 1 the run finished but a step failed; 2 bad input
+//! (arguments, pipeline, parameters); 3 an image could not be found, verified
+//! or unpacked; 4 the environment failed (namespaces, file system, locks);
+//! 130 interrupted.
 
+mod dag;
 mod image;
+mod output;
+mod run;
+mod validate;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use output::{CliError, Outcome, exit_code};
+
 /// seal: a reproducible workflow runner.
 #[derive(Debug, Parser)]
-#[command(name = "seal", version, about)]
+#[command(name = "seal", version, about, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: output::GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check a pipeline: schema, references, images, cycles and input files.
+    Validate(validate::ValidateArgs),
+    /// Run a pipeline.
+    Run(run::RunArgs),
+    /// Print the pipeline's step instances and their edges as DOT or Mermaid.
+    Dag(dag::DagArgs),
     /// Manage images in the store.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -27,8 +46,16 @@ pub enum Command {
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Image(cmd) => image::run(cmd),
-        Command::Container => ExitCode::from(crate::runtime::container_main()),
+    if let Command::Container = cli.command {
+        return ExitCode::from(crate::runtime::container_main());
     }
+    output::init(&cli.global);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Run(args) => run::run(args, &cli.global),
+        Command::Dag(args) => dag::run(args),
+        Command::Image(cmd) => image::run(cmd),
+        Command::Container => unreachable!("handled above"),
+    };
+    exit_code(result)
 }
