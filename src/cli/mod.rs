@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use output::{CliError, Outcome, exit_code};
+pub use output::{CliError, Outcome, ProgressMode, exit_code};
 
 /// seal: a reproducible workflow runner.
 #[derive(Debug, Parser)]

@@ -31,3 +31,15 @@ impl ImageRef {
         self.clone()
     }
 }
+
+impl super::Store {
+    pub fn prepare(&self, _reference: &ImageRef) -> Result<super::PreparedImage, ImageError> {
+        Err(ImageError::BadDigest("image store not merged yet".into()))
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self)
+    }
+}

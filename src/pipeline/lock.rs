@@ -51,25 +51,32 @@ impl Lock {
         let text = match fs_err::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(Box::new(Problem::general(format!("failed to read {error}")))),
+            Err(error) => {
+                return Err(Box::new(Problem::general(format!(
+                    "failed to read {error}"
+                ))));
+            }
         };
-        let content: LockContent = serde_json::from_str(&text).map_err(|error| {
-            Problem::general(format!(
-                "lock file `{}` is not valid: line {} column {}: {error}",
-                path.display(),
-                error.line(),
-                error.column()
-            ))
-            .with_help("delete it and run `seal lock` again")
-        })
-        .map_err(Box::new)?;
+        let content: LockContent = serde_json::from_str(&text)
+            .map_err(|error| {
+                Problem::general(format!(
+                    "lock file `{}` is not valid: line {} column {}: {error}",
+                    path.display(),
+                    error.line(),
+                    error.column()
+                ))
+                .with_help("delete it and run `seal lock` again")
+            })
+            .map_err(Box::new)?;
         if content.version != LOCK_VERSION {
             let message = format!(
                 "lock file `{}` has format version {}, this seal reads version {LOCK_VERSION}",
                 path.display(),
                 content.version
             );
-            return Err(Box::new(Problem::general(message).with_help("run `seal lock` again")));
+            return Err(Box::new(
+                Problem::general(message).with_help("run `seal lock` again"),
+            ));
         }
         Ok(Some(Lock { path, content }))
     }

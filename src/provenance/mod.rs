@@ -1,13 +1,39 @@
 //! Provenance: the manifest every run writes, and the helpers it needs.
 
-use std::io::Write;
+pub mod host;
+pub mod manifest;
+
+use std::io::{Read, Write};
 use std::path::Path;
+use std::time::SystemTime;
 
 use sha2::Digest as _;
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The size and sha256 of a file, read in one pass.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// A timestamp as RFC 3339 in UTC, to the millisecond.
+pub fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same

@@ -6,6 +6,10 @@
 //! builds the namespaces, runs the step under a small init, enforces the
 //! limits, and reports an [`Outcome`] back.
 
+mod stub_spawn;
+
+pub use stub_spawn::{Running, seal_self, spawn};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,6 +69,16 @@ pub struct Outcome {
     pub system_cpu: Duration,
     /// Peak resident memory in bytes.
     pub peak_memory_bytes: u64,
+    /// What enforced the memory and CPU limits and measured the peak.
+    pub enforcement: Enforcement,
+}
+
+/// The mechanism that enforced a container's resource limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Enforcement {
+    Cgroup2 { path: PathBuf },
+    Polling,
 }
 
 /// Why a container stopped.
