@@ -214,7 +214,8 @@ fn announce(
         return;
     }
     eprintln!(
-        "seal: running `{}`: {} step instance(s) of {} step(s) on {} core(s), {} memory; output in {}",
+        "seal: running `{}`: {} step instance(s) of {} step(s) on {} core(s), {} memory; \
+         output in {}",
         pipeline.name,
         plan.instances.len(),
         pipeline.steps.len(),
