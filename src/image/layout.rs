@@ -92,7 +92,7 @@ fn check_tag(
         return Err(ImageError::NotFound {
             origin: source.origin(),
             what: format!("tag `{tag}`"),
-            hint: Some(format!("its tags are: {}", describe_entries(index))),
+            hint: Some(format!("it holds: {}", describe_entries(index))),
         });
     };
     let actual = from_oci(tagged.digest())?;

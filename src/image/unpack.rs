@@ -104,6 +104,7 @@ impl Unpacker {
         state: &mut LayerState,
     ) -> Result<(), ImageError> {
         let name = info.path.file_name().map_or(&[][..], OsStr::as_bytes);
+        // Relative, possibly empty: whiteout paths must compare equal to entry paths.
         let parent = info.path.parent().unwrap_or(Path::new(""));
         if name == OPAQUE {
             return self.make_opaque(parent, info, state);
@@ -215,7 +216,7 @@ impl Unpacker {
 
     /// Sets the mtime of a symlink or fifo without following it.
     fn set_mtime_nofollow(&self, info: &EntryInfo, state: &LayerState) -> Result<(), ImageError> {
-        let parent = info.path.parent().unwrap_or(Path::new(""));
+        let parent = parent_of(&info.path);
         let name = info.path.file_name().expect("entry paths end in a name");
         let dir = self
             .root
@@ -258,7 +259,7 @@ impl Unpacker {
     }
 
     fn make_parents(&self, info: &EntryInfo, state: &LayerState) -> Result<(), ImageError> {
-        let parent = info.path.parent().unwrap_or(Path::new(""));
+        let parent = parent_of(&info.path);
         match self.root.mkdir_all(parent, &Permissions::from_mode(0o755)) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.explain_parent_failure(info, state, e)),
@@ -356,7 +357,11 @@ impl Unpacker {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<Vec<u8>>> {
         let file = self
             .root
-            .resolve(dir)
+            .resolve(if dir.as_os_str().is_empty() {
+                Path::new("/")
+            } else {
+                dir
+            })
             .and_then(|h| h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY))
             .map_err(io_error)?;
         let mut listing = nix::dir::Dir::from_fd(OwnedFd::from(file))?;
@@ -476,6 +481,15 @@ fn io_error(error: pathrs::error::Error) -> io::Error {
     match errno(&error) {
         Some(code) => io::Error::new(io::Error::from_raw_os_error(code).kind(), error),
         None => io::Error::other(error),
+    }
+}
+
+/// The directory holding `path`; `/` (the tree's root) for top-level names, since pathrs
+/// does not resolve an empty path.
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("/"),
     }
 }
 
