@@ -90,6 +90,14 @@ fn dot_dot_in_an_entry_path_is_refused() {
         "a/../../escape",
         "`..`",
     );
+
+    // A whiteout of `..` would delete the directory holding it.
+    let t = Target::new();
+    t.refuses(
+        Tar::new().file("etc/.wh...", "").finish(),
+        "etc/.wh...",
+        "whiteout",
+    );
 }
 
 #[test]

@@ -56,7 +56,9 @@ fn import_of_a_tarball_matches_import_of_the_directory() {
     let tree = env.path("tree");
     busybox_tree(&tree);
     std::fs::create_dir_all(tree.join("usr/share/doc")).unwrap();
-    std::fs::write(tree.join("usr/share/doc/a-name-long-enough-to-need-gnu-long-name-records-in-the-tar-header-because-it-exceeds-100-bytes.txt"), "x").unwrap();
+    // Longer than the 100 bytes of a tar header's name field: needs a GNU long-name record.
+    let long_name = format!("usr/share/doc/{}.txt", "long-name-".repeat(12));
+    std::fs::write(tree.join(long_name), "x").unwrap();
     std::fs::hard_link(tree.join("bin/busybox"), tree.join("bin/ls")).unwrap();
     let from_dir = env.import_digest(&tree, "local/bb", &[]);
 

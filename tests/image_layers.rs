@@ -38,6 +38,7 @@ fn whiteouts_and_opaque_directories_hide_lower_layers() {
         .file("c/old", "old")
         .dir("d/")
         .file("d/inside", "x")
+        .entry("e/", EntryType::Directory, 0o700, b"", None)
         .finish();
     let upper = Tar::new()
         .file("a/.wh.gone", "")
@@ -49,6 +50,9 @@ fn whiteouts_and_opaque_directories_hide_lower_layers() {
         .file("c/early", "early")
         .file("c/.wh..wh..opq", "")
         .file(".wh.d", "")
+        // `e` goes, then comes back implicitly: the old directory's mode must not return.
+        .file(".wh.e", "")
+        .file("e/again", "again")
         .finish();
     let (_env, rootfs) = unpack(vec![Layer::plain(lower), Layer::gzip(upper)]);
 
@@ -58,6 +62,11 @@ fn whiteouts_and_opaque_directories_hide_lower_layers() {
     assert_eq!(common::list(&rootfs.join("b")), ["new"]);
     assert_eq!(common::list(&rootfs.join("c")), ["early"]);
     assert!(!rootfs.join("d").exists());
+    let mode = std::fs::metadata(rootfs.join("e"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
 }
 
 #[test]

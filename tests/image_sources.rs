@@ -307,3 +307,53 @@ fn a_pinned_image_in_the_store_is_used_whatever_its_name() {
         "{stderr}"
     );
 }
+
+/// Writes a `docker save` archive in the newer layout: an OCI layout plus a manifest.json
+/// pointing into its blobs.
+fn oci_docker_archive(env: &Env, path: &Path) -> common::OciImage {
+    let layout = env.path("layout-for-archive");
+    let image = oci_layout(
+        &layout,
+        &[Layer::plain(Tar::new().file("new-format", "n\n").finish())],
+    );
+    let layer_blob = common::list(&layout.join("blobs/sha256"))
+        .into_iter()
+        .find(|hex| ![&image.manifest[7..], &image.config[7..]].contains(&hex.as_str()))
+        .unwrap();
+    let manifest_json = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", &image.config[7..]),
+        "RepoTags": ["test/new:latest"],
+        "Layers": [format!("blobs/sha256/{layer_blob}")],
+    }]);
+    let regular = tar::EntryType::Regular;
+    let mut archive = Tar::new().dir("blobs/").dir("blobs/sha256/");
+    for hex in common::list(&layout.join("blobs/sha256")) {
+        let bytes = std::fs::read(layout.join("blobs/sha256").join(&hex)).unwrap();
+        archive = archive.entry(&format!("blobs/sha256/{hex}"), regular, 0o644, &bytes, None);
+    }
+    for name in ["oci-layout", "index.json"] {
+        let bytes = std::fs::read(layout.join(name)).unwrap();
+        archive = archive.entry(name, regular, 0o644, &bytes, None);
+    }
+    let manifest_json = serde_json::to_vec(&manifest_json).unwrap();
+    let archive = archive.entry("manifest.json", regular, 0o644, &manifest_json, None);
+    std::fs::write(path, archive.finish()).unwrap();
+    image
+}
+
+#[test]
+fn prepare_from_a_docker_archive_holding_an_oci_layout() {
+    let env = Env::new();
+    let archive = env.path("new.tar");
+    let image = oci_docker_archive(&env, &archive);
+
+    // Pinned by image ID, the archive's own manifest is used (not one seal writes).
+    let by_id = env.prepare(&format!("docker-archive:new.tar@{}", image.config));
+    assert_eq!(by_id["manifest_digest"], image.manifest.as_str());
+    assert!(rootfs_of(&by_id).join("new-format").is_file());
+
+    let other = Env::new();
+    std::fs::copy(&archive, other.path("new.tar")).unwrap();
+    let by_manifest = other.prepare(&format!("docker-archive:new.tar@{}", image.manifest));
+    assert_eq!(by_manifest["manifest_digest"], image.manifest.as_str());
+}

@@ -123,7 +123,7 @@ fn write_layer(store: &Store, dir: &Path, epoch: u64) -> Result<Layer, ImageErro
         .map_err(|e| ImageError::io(&tmp_dir, e))?;
     let temp_path = temp.path().to_path_buf();
     let mut builder = tar::Builder::new(HashingWriter::new(BufWriter::new(temp)));
-    let bar = Bars::new(store.progress()).bytes(0, "importing");
+    let bar = Bars::new(store.progress()).spinner("importing");
     append_tree(&mut builder, dir, epoch, &bar)?;
     bar.finish_and_clear();
     let hashing = builder

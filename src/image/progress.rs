@@ -17,6 +17,19 @@ impl Bars {
         }
     }
 
+    /// A spinner counting bytes of unknown total; hidden when progress is off.
+    pub(crate) fn spinner(&self, message: &str) -> ProgressBar {
+        let Some(multi) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let style = ProgressStyle::with_template("{spinner} {msg} {binary_bytes}")
+            .expect("the template is valid");
+        let bar = ProgressBar::new_spinner()
+            .with_style(style)
+            .with_message(message.to_string());
+        multi.add(bar)
+    }
+
     /// A bar counting `len` bytes; hidden when progress is off.
     pub(crate) fn bytes(&self, len: u64, message: &str) -> ProgressBar {
         let Some(multi) = &self.multi else {

@@ -49,6 +49,9 @@ impl Store {
         self.verify_layers(image)?;
         let build = BuildDir::create(&self.tmp_dir(), &format!("rootfs-{hex}-"))?;
         self.build_tree(build.path(), image)?;
+        // TODO: the tree's files are not fsynced before the rename (a syncfs per image is
+        // costly on shared file systems), so a power loss right after can leave a renamed
+        // but incomplete tree; `seal image` has no command to drop a tree yet either.
         fs_err::rename(build.path(), &target)?;
         build.disarm();
         super::store::sync_dir(target.parent().expect("rootfs paths have a parent"))?;

@@ -114,6 +114,9 @@ impl Unpacker {
             return Ok(());
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT) {
+            if matches!(hidden, b"" | b"." | b"..") {
+                return Err(unsafe_entry(state, info, "a whiteout must name an entry"));
+            }
             return self.remove(&parent.join(OsStr::from_bytes(hidden)), info, state);
         }
         state.written.insert(info.path.clone());
@@ -296,7 +299,14 @@ impl Unpacker {
     /// Removes whatever is at `path` (recursively), forgetting directory metadata under it.
     fn remove_existing(&mut self, path: &Path) -> io::Result<()> {
         self.root.remove_all(path).map_err(io_error)?;
-        self.dirs.retain(|dir, _| !dir.starts_with(path));
+        // Paths order component by component, so everything under `path` follows it.
+        let doomed: Vec<PathBuf> = (self.dirs.range(path.to_path_buf()..))
+            .take_while(|(dir, _)| dir.starts_with(path))
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for dir in doomed {
+            self.dirs.remove(&dir);
+        }
         Ok(())
     }
 
