@@ -21,7 +21,11 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Internal: start one container from a spec read on stdin.
     #[command(name = "__container", hide = true)]
-    Container,
+    Container {
+        /// Debugging: run the JSON container spec in FILE, print the outcome.
+        #[arg(long, value_name = "FILE")]
+        run_spec: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses the arguments, runs the command and maps errors to exit codes.
@@ -29,6 +33,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Image(cmd) => image::run(cmd),
-        Command::Container => ExitCode::from(crate::runtime::container_main()),
+        Command::Container { run_spec: None } => ExitCode::from(crate::runtime::container_main()),
+        Command::Container {
+            run_spec: Some(path),
+        } => ExitCode::from(crate::runtime::run_spec_main(&path)),
     }
 }
