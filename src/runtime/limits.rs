@@ -16,9 +16,6 @@ use tracing::debug;
 
 use super::Limits;
 
-/// `statfs` magic number of a cgroup v2 file system.
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// Where a cgroup v2 hierarchy is usually mounted: alone, or beside v1.
 const CGROUP2_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
 
@@ -126,7 +123,7 @@ fn locate() -> Result<(PathBuf, String), String> {
         .iter()
         .find(|path| {
             nix::sys::statfs::statfs(**path)
-                .is_ok_and(|fs| fs.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+                .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         })
         .ok_or("no cgroup v2 file system is mounted")?;
     let own = fs_err::read_to_string("/proc/self/cgroup").map_err(|err| err.to_string())?;

@@ -185,7 +185,7 @@ fn make_readonly(fd: BorrowedFd<'_>, recursive: bool) -> std::io::Result<()> {
 fn remount_readonly(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     // TODO: submounts of a read-only bind stay writable on kernels before
     // 5.12; walking /proc/self/mountinfo would fix it, at a cost.
-    let current = fstatvfs(&fd)?.flags();
+    let current = fstatvfs(fd)?.flags();
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     for (has, flag) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
