@@ -355,6 +355,33 @@ fn the_rootfs_and_read_only_binds_refuse_writes_while_tmp_and_work_accept_them()
 }
 
 #[test]
+fn devices_work_but_their_host_nodes_cannot_be_changed() {
+    let fixture = Fixture::new(As::Invoker);
+    let before = std::fs::metadata("/dev/null").unwrap().modified().unwrap();
+    let script = "echo discarded > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c; \
+                  touch /dev/null 2>&1; ls /dev/pts/ptmx /dev/shm >/dev/null && echo ok";
+    let out = fixture.sh(script).exited_ok().to_string();
+    assert_eq!(
+        out,
+        "null-ok\n4\ntouch: /dev/null: Read-only file system\nok\n"
+    );
+    assert_eq!(
+        std::fs::metadata("/dev/null").unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn stdout_and_stderr_may_share_one_file() {
+    let fixture = Fixture::new(As::Invoker);
+    let mut spec = fixture.spec("echo one; echo two >&2; echo three");
+    spec.stderr = spec.stdout.clone();
+    fixture.run(&spec).exited_ok();
+    let log = std::fs::read_to_string(&spec.stdout).unwrap();
+    assert_eq!(log, "one\ntwo\nthree\n");
+}
+
+#[test]
 fn tmp_is_private_to_each_container() {
     let fixture = Fixture::new(As::Invoker);
     fixture.sh("echo one > /tmp/mine").exited_ok();
@@ -673,13 +700,20 @@ fn eventually(mut check: impl FnMut() -> bool) -> bool {
 
 /// Starts a long-running step; returns the `seal` process, its monitor and the marker.
 fn start_sleeper(fixture: &Fixture, script: &str) -> (Child, u32, String) {
-    let marker = format!("{}", 4_000_000 + std::process::id());
+    // Unique per call: tests run in parallel and must not see each other's steps.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let marker = format!(
+        "{}",
+        1_000_000_000 + (std::process::id() % 100_000) * 1000 + call
+    );
     let spec = fixture.spec(&script.replace("MARKER", &marker));
     let child = fixture
         .command(&spec)
         .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped())
+        .spawn();
+    let child = child.unwrap();
     let seal_pid = child.id();
     assert!(
         eventually(|| !live_processes(&marker).is_empty()),
@@ -704,6 +738,25 @@ fn killing_seal_leaves_no_container_process_behind() {
     assert!(
         eventually(|| process_state(monitor).is_none_or(|s| s == 'Z')),
         "monitor lives on"
+    );
+}
+
+#[test]
+fn killing_the_monitor_takes_the_container_with_it() {
+    let fixture = Fixture::new(As::Invoker);
+    let (seal, monitor, marker) = start_sleeper(&fixture, "sleep MARKER & sleep MARKER; wait");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    let ran = fixture.ran(seal.wait_with_output().unwrap());
+    let err = ran.outcome.unwrap_err();
+    assert!(err.contains("monitor process ended"), "{err}");
+    assert!(
+        eventually(|| live_processes(&marker).is_empty()),
+        "container processes outlived their monitor: {:?}",
+        live_processes(&marker)
     );
 }
 

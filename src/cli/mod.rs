@@ -25,6 +25,9 @@ pub enum Command {
         /// Debugging: run the JSON container spec in FILE, print the outcome.
         #[arg(long, value_name = "FILE")]
         run_spec: Option<std::path::PathBuf>,
+        /// Debugging: with --run-spec, run it N times and report start-up times.
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "run_spec")]
+        repeat: u32,
     },
 }
 
@@ -33,9 +36,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Image(cmd) => image::run(cmd),
-        Command::Container { run_spec: None } => ExitCode::from(crate::runtime::container_main()),
+        Command::Container { run_spec: None, .. } => {
+            ExitCode::from(crate::runtime::container_main())
+        }
         Command::Container {
             run_spec: Some(path),
-        } => ExitCode::from(crate::runtime::run_spec_main(&path)),
+            repeat,
+        } => ExitCode::from(crate::runtime::run_spec_main(&path, repeat)),
     }
 }

@@ -223,23 +223,8 @@ fn mount_dev(root: &OwnedFd) -> SetupResult<()> {
     let dev = existing_dir(root, "/dev")?;
     let base = fd_path(dev.as_fd());
     for name in DEVICES {
-        let node = openat(
-            dev.as_fd(),
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o666),
-        );
-        let host = format!("/dev/{name}");
-        node.and_then(|_| {
-            mount(
-                Some(host.as_str()),
-                format!("{base}/{name}").as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-        })
-        .context(|| format!("bind {host} to /dev/{name}"))?;
+        bind_device(&dev, &base, name)
+            .context(|| format!("bind /dev/{name} into the container"))?;
     }
     mount_devpts(&dev, &base)?;
     mkdirat(dev.as_fd(), "shm", Mode::from_bits_truncate(0o1777)).context(|| "create /dev/shm")?;
@@ -261,6 +246,31 @@ fn mount_dev(root: &OwnedFd) -> SetupResult<()> {
         symlinkat(to, dev.as_fd(), link).context(|| format!("create the link /dev/{link}"))?;
     }
     Ok(())
+}
+
+/// Binds the host's `/dev/<name>` over an empty file, read-only: the device
+/// still reads and writes, but a step started by root (whose files on the
+/// host are root's) cannot change the host node's mode or times.
+fn bind_device(dev: &OwnedFd, base: &str, name: &str) -> nix::Result<()> {
+    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    drop(openat(
+        dev.as_fd(),
+        name,
+        flags,
+        Mode::from_bits_truncate(0o666),
+    )?);
+    let host = format!("/dev/{name}");
+    let target = format!("{base}/{name}");
+    mount(
+        Some(host.as_str()),
+        target.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    let path = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let bound = openat(dev.as_fd(), name, path, Mode::empty())?;
+    make_readonly(bound.as_fd(), false).map_err(io_to_errno)
 }
 
 fn mount_devpts(dev: &OwnedFd, base: &str) -> SetupResult<()> {

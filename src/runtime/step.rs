@@ -167,17 +167,23 @@ fn c_strings(strings: &[String]) -> Option<Vec<CString>> {
 }
 
 impl StepIo {
-    /// Opens (creating or truncating) the step's output files on the host.
+    /// Opens (creating or truncating) the step's output files on the host;
+    /// one file when both paths are the same, so that the streams append to
+    /// each other instead of overwriting each other.
     pub fn open(spec: &ContainerSpec) -> SetupResult<StepIo> {
         let create = |path: &std::path::Path| {
             fs_err::File::create(path)
-                .map(fs_err::File::into_parts)
-                .map(|(file, _)| file)
+                .map(|file| file.into_parts().0)
                 .context(|| format!("create the step's output file {}", path.display()))
         };
-        Ok(StepIo {
-            stdout: create(&spec.stdout)?,
-            stderr: create(&spec.stderr)?,
-        })
+        let stdout = create(&spec.stdout)?;
+        let stderr = if spec.stderr == spec.stdout {
+            stdout
+                .try_clone()
+                .context(|| "share the step's output file")?
+        } else {
+            create(&spec.stderr)?
+        };
+        Ok(StepIo { stdout, stderr })
     }
 }
