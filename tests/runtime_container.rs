@@ -823,3 +823,35 @@ fn seals_binary_is_out_of_the_containers_reach() {
         .and_then(|mut file| std::io::Write::write_all(&mut file, b"pwned\n"));
     assert!(written.is_err(), "seal's executable could be rewritten");
 }
+
+#[test]
+fn a_host_without_user_namespaces_gets_a_clear_error() {
+    // The limit on user namespaces is per user namespace: inside one made by
+    // `unshare`, set it to 0, as a host with them disabled would have it.
+    let fixture = Fixture::new(As::Invoker);
+    let spec = fixture.spec("true");
+    let file = fixture.path("spec.json");
+    std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec {SEAL} __container --run-spec {}",
+        file.display()
+    );
+    let output = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", &script])
+        .output();
+    let Ok(output) = output else {
+        eprintln!("skipped: `unshare` (util-linux) is not installed");
+        return;
+    };
+    if output.status.code() == Some(99) {
+        eprintln!("skipped: cannot lower user.max_user_namespaces in a user namespace here");
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("unprivileged user namespaces look disabled"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("user.max_user_namespaces"), "{stderr}");
+}

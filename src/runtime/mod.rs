@@ -180,11 +180,13 @@ impl<T> Context<T> for Result<T, std::io::Error> {
 /// The operating system's reason behind `err`, without the path that
 /// `fs_err` adds (the caller's message names it already).
 fn os_reason(err: &std::io::Error) -> String {
-    match err.raw_os_error() {
+    // fs_err hides the original error, but its message ends with it.
+    let text = err.to_string();
+    let wrapped = text
+        .rsplit_once("(os error ")
+        .and_then(|(_, n)| n.strip_suffix(')'));
+    match err.raw_os_error().or_else(|| wrapped?.parse().ok()) {
         Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => match err.get_ref().and_then(|inner| inner.source()) {
-            Some(source) => source.to_string(),
-            None => err.to_string(),
-        },
+        None => err.kind().to_string(),
     }
 }

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::unistd::{getgid, getuid, setgroups, sethostname};
+use tracing::debug;
 
 use super::{ContainerSpec, Context, SetupResult, sys};
 
@@ -20,10 +21,11 @@ use super::{ContainerSpec, Context, SetupResult, sys};
 /// inside) and a new PID namespace for the caller's next child.
 pub(super) fn enter_user_and_pid(uid: u32, gid: u32) -> SetupResult<()> {
     let (host_uid, host_gid) = (getuid(), getgid());
-    if host_uid.is_root() {
-        // Root's supplementary groups would keep host group rights (group 0
-        // among them) inside; an ordinary user cannot drop its own.
-        setgroups(&[]).context(|| "drop the supplementary groups")?;
+    // Root's supplementary groups would keep host group rights (group 0
+    // among them) inside; an ordinary user cannot drop its own, and neither
+    // can root of a user namespace that denies setgroups (nested use).
+    if host_uid.is_root() && setgroups(&[]).is_err() {
+        debug!("supplementary groups kept: setgroups is denied here");
     }
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID).map_err(userns_refused)?;
     write_proc("/proc/self/setgroups", "deny")?;
@@ -74,4 +76,25 @@ fn loopback_up() -> SetupResult<()> {
     )
     .context(|| "open a socket to configure lo")?;
     sys::set_interface_up(socket.as_fd(), b"lo").context(|| "bring the lo interface up")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_user_namespace_names_the_settings_to_check() {
+        for errno in [Errno::EPERM, Errno::ENOSPC] {
+            let message = userns_refused(errno);
+            assert!(
+                message.contains("unprivileged user namespaces look disabled"),
+                "{message}"
+            );
+            assert!(
+                message.contains("kernel.unprivileged_userns_clone"),
+                "{message}"
+            );
+        }
+        assert!(!userns_refused(Errno::EINVAL).contains("disabled"));
+    }
 }
