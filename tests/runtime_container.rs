@@ -315,6 +315,26 @@ fn only_loopback_exists_and_it_is_up() {
 }
 
 #[test]
+fn a_step_with_network_shares_the_hosts_interfaces() {
+    let fixture = Fixture::new(As::Invoker);
+    let mut spec = fixture.spec("tail -n +3 /proc/net/dev | cut -d: -f1");
+    spec.network = true;
+    let seen: BTreeSet<String> = fixture
+        .run(&spec)
+        .exited_ok()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let host: BTreeSet<String> = host
+        .lines()
+        .skip(2)
+        .filter_map(|line| Some(line.split_once(':')?.0.trim().to_string()))
+        .collect();
+    assert_eq!(seen, host);
+}
+
+#[test]
 fn the_rootfs_and_read_only_binds_refuse_writes_while_tmp_and_work_accept_them() {
     for runner in runners() {
         let fixture = Fixture::new(runner);
@@ -559,6 +579,29 @@ fn setup_errors_name_what_failed_and_the_path() {
         err.contains("missing-source") && err.contains("No such file"),
         "{err}"
     );
+
+    // An image cannot redirect a mount through a symbolic link.
+    std::os::unix::fs::symlink("/work", fixture.path("rootfs/link")).unwrap();
+    let mut spec = fixture.spec("true");
+    spec.tmpfs.push("/link/elsewhere".into());
+    let err = fixture.run(&spec).outcome.unwrap_err();
+    assert!(
+        err.contains("/link/elsewhere") && err.contains("symbolic link"),
+        "{err}"
+    );
+
+    // Nothing is created inside a read-only mount.
+    let mut spec = fixture.spec("true");
+    spec.mounts[0].readonly = true;
+    spec.tmpfs.clear();
+    spec.mounts.push(BindMount {
+        source: fixture.path("logs"),
+        target: "/work/new".into(),
+        readonly: false,
+    });
+    let err = fixture.run(&spec).outcome.unwrap_err();
+    assert!(err.contains("read-only mount on /work"), "{err}");
+    assert!(!fixture.path("sandbox/new").exists());
 
     let mut spec = fixture.spec("true");
     spec.cwd = "/work/absent".into();

@@ -44,58 +44,77 @@ const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
 /// `/sys` directories hidden behind an empty read-only tmpfs.
 const SYS_MASKED: [&str; 2] = ["firmware", "devices/virtual/powercap"];
 
+/// A tmpfs or bind mount made so far, where missing mountpoints of later
+/// mounts may be created when it is writable.
+#[derive(Clone, Copy, Debug)]
+struct Mounted<'a> {
+    target: &'a str,
+    writable: bool,
+}
+
 const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
 /// Builds the container's file system tree and makes it the root.
 pub(super) fn build_root(spec: &ContainerSpec) -> SetupResult<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context(|| "make the mount namespace private")?;
+    let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
+        .context(|| "make the mount namespace private")?;
     let root = bind_rootfs(&spec.rootfs)?;
 
     mount_proc(&root)?;
     mount_dev(&root)?;
     mount_sys(&root)?;
-    let mut writable: Vec<&str> = Vec::new();
+    let mut mounted: Vec<Mounted> = Vec::new();
     for target in &spec.tmpfs {
-        mount_tmpfs(&root, target, &writable)?;
-        writable.push(target);
+        mount_tmpfs(&root, target, &mounted)?;
+        mounted.push(Mounted {
+            target,
+            writable: true,
+        });
     }
     for bind in &spec.mounts {
-        mount_bind(&root, bind, &writable)?;
-        if !bind.readonly {
-            writable.push(&bind.target);
-        }
+        mount_bind(&root, bind, &mounted)?;
+        mounted.push(Mounted {
+            target: &bind.target,
+            writable: !bind.readonly,
+        });
     }
 
     make_readonly(root.as_fd(), false).context(|| "remount the rootfs read-only")?;
     enter(&root)
 }
 
+/// Mounts a new file system of type `fstype` on `target`.
+fn mount_new(fstype: &str, target: &str, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+    mount(Some(fstype), target, Some(fstype), flags, data)
+}
+
+/// Binds `source` on `target`; `flags` may add `MS_REC`.
+fn bind<P: ?Sized + nix::NixPath>(source: &P, target: &str, flags: MsFlags) -> nix::Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | flags,
+        None::<&str>,
+    )
+}
+
+/// `O_PATH` descriptor flags for a mountpoint, never following a final link.
+const PATH_ONLY: OFlag = OFlag::O_PATH
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
 fn bind_rootfs(rootfs: &Path) -> SetupResult<OwnedFd> {
     let what = || format!("bind the rootfs {}", rootfs.display());
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .context(what)?;
+    let path = rootfs
+        .to_str()
+        .ok_or_else(|| format!("{}: the path is not UTF-8", what()))?;
+    bind(rootfs, path, MsFlags::MS_REC).context(what)?;
     // Opened after the bind, so the descriptor names the new mount.
-    nix::fcntl::open(
-        rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .context(what)
+    nix::fcntl::open(rootfs, PATH_ONLY | OFlag::O_DIRECTORY, Mode::empty()).context(what)
 }
 
 /// `/proc/self/fd/N`: the path through which a mount reaches exactly the
@@ -105,15 +124,11 @@ fn fd_path(fd: BorrowedFd<'_>) -> String {
 }
 
 fn mount_proc(root: &OwnedFd) -> SetupResult<()> {
-    let target = existing_dir(root, "/proc")?;
-    mount(
-        Some("proc"),
-        fd_path(target.as_fd()).as_str(),
-        Some("proc"),
-        NOSUID_NODEV_NOEXEC,
-        None::<&str>,
-    )
-    .context(|| "mount a new proc file system on /proc")?;
+    let mountpoint = existing_dir(root, "/proc")?;
+    let target = fd_path(mountpoint.as_fd());
+    mount_new("proc", &target, NOSUID_NODEV_NOEXEC, None)
+        .context(|| "mount a new proc file system on /proc")?;
+    // Reopened: the first descriptor still names the directory below.
     let proc = existing_dir(root, "/proc")?;
     let base = fd_path(proc.as_fd());
     for (name, is_dir) in PROC_MASKED {
@@ -129,16 +144,14 @@ fn mount_proc(root: &OwnedFd) -> SetupResult<()> {
 /// Hides `path` (if it exists) behind `/dev/null` or an empty tmpfs.
 fn mask(path: &str, is_dir: bool) -> nix::Result<()> {
     let result = if is_dir {
-        let flags = MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC;
-        mount(Some("tmpfs"), path, Some("tmpfs"), flags, None::<&str>)
-    } else {
-        mount(
-            Some("/dev/null"),
+        mount_new(
+            "tmpfs",
             path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
+            MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+            None,
         )
+    } else {
+        bind("/dev/null", path, MsFlags::empty())
     };
     match result {
         Err(Errno::ENOENT) => Ok(()),
@@ -148,22 +161,11 @@ fn mask(path: &str, is_dir: bool) -> nix::Result<()> {
 
 /// Binds `path` (a name under `dir`) onto itself and makes the bind read-only.
 fn bind_readonly_in_place(path: &str, dir: &OwnedFd, name: &str) -> nix::Result<()> {
-    match mount(
-        Some(path),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    ) {
+    match bind(path, path, MsFlags::MS_REC) {
         Err(Errno::ENOENT) => return Ok(()),
         other => other?,
     }
-    let bound = openat(
-        dir.as_fd(),
-        name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let bound = openat(dir.as_fd(), name, PATH_ONLY, Mode::empty())?;
     make_readonly(bound.as_fd(), true).map_err(io_to_errno)
 }
 
@@ -210,30 +212,29 @@ fn remount_readonly(fd: BorrowedFd<'_>) -> std::io::Result<()> {
 }
 
 fn mount_dev(root: &OwnedFd) -> SetupResult<()> {
-    let target = existing_dir(root, "/dev")?;
+    let mountpoint = existing_dir(root, "/dev")?;
+    let target = fd_path(mountpoint.as_fd());
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME;
-    mount(
-        Some("tmpfs"),
-        fd_path(target.as_fd()).as_str(),
-        Some("tmpfs"),
-        flags,
-        Some("mode=755,size=64k"),
-    )
-    .context(|| "mount a tmpfs on /dev")?;
+    mount_new("tmpfs", &target, flags, Some("mode=755,size=64k"))
+        .context(|| "mount a tmpfs on /dev")?;
     let dev = existing_dir(root, "/dev")?;
     let base = fd_path(dev.as_fd());
     for name in DEVICES {
         bind_device(&dev, &base, name)
             .context(|| format!("bind /dev/{name} into the container"))?;
     }
-    mount_devpts(&dev, &base)?;
+    mkdirat(dev.as_fd(), "pts", Mode::from_bits_truncate(0o755)).context(|| "create /dev/pts")?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let options = Some("newinstance,ptmxmode=0666,mode=0620");
+    mount_new("devpts", &format!("{base}/pts"), flags, options)
+        .context(|| "mount a new devpts instance on /dev/pts")?;
     mkdirat(dev.as_fd(), "shm", Mode::from_bits_truncate(0o1777)).context(|| "create /dev/shm")?;
-    mount(
-        Some("shm"),
-        format!("{base}/shm").as_str(),
-        Some("tmpfs"),
+    let options = Some("mode=1777,size=65536k");
+    mount_new(
+        "tmpfs",
+        &format!("{base}/shm"),
         NOSUID_NODEV_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        options,
     )
     .context(|| "mount a tmpfs on /dev/shm")?;
     for (link, to) in [
@@ -252,51 +253,32 @@ fn mount_dev(root: &OwnedFd) -> SetupResult<()> {
 /// still reads and writes, but a step started by root (whose files on the
 /// host are root's) cannot change the host node's mode or times.
 fn bind_device(dev: &OwnedFd, base: &str, name: &str) -> nix::Result<()> {
-    let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
     drop(openat(
         dev.as_fd(),
         name,
-        flags,
+        create,
         Mode::from_bits_truncate(0o666),
     )?);
-    let host = format!("/dev/{name}");
-    let target = format!("{base}/{name}");
-    mount(
-        Some(host.as_str()),
-        target.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
+    bind(
+        format!("/dev/{name}").as_str(),
+        &format!("{base}/{name}"),
+        MsFlags::empty(),
     )?;
-    let path = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let bound = openat(dev.as_fd(), name, path, Mode::empty())?;
+    let bound = openat(dev.as_fd(), name, PATH_ONLY, Mode::empty())?;
     make_readonly(bound.as_fd(), false).map_err(io_to_errno)
-}
-
-fn mount_devpts(dev: &OwnedFd, base: &str) -> SetupResult<()> {
-    mkdirat(dev.as_fd(), "pts", Mode::from_bits_truncate(0o755)).context(|| "create /dev/pts")?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-    mount(
-        Some("devpts"),
-        format!("{base}/pts").as_str(),
-        Some("devpts"),
-        flags,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )
-    .context(|| "mount a new devpts instance on /dev/pts")
 }
 
 /// A fresh sysfs, read-only. The kernel allows one only to the owner of the
 /// network namespace, so a step sharing the host network gets none.
 fn mount_sys(root: &OwnedFd) -> SetupResult<()> {
-    let target = existing_dir(root, "/sys")?;
-    let flags = MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC;
-    match mount(
-        Some("sysfs"),
-        fd_path(target.as_fd()).as_str(),
-        Some("sysfs"),
-        flags,
-        None::<&str>,
+    let mountpoint = existing_dir(root, "/sys")?;
+    let target = fd_path(mountpoint.as_fd());
+    match mount_new(
+        "sysfs",
+        &target,
+        MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        None,
     ) {
         Err(Errno::EPERM) => {
             debug!("sysfs refused (host network namespace): /sys stays empty");
@@ -312,43 +294,31 @@ fn mount_sys(root: &OwnedFd) -> SetupResult<()> {
     Ok(())
 }
 
-fn mount_tmpfs(root: &OwnedFd, target: &str, writable: &[&str]) -> SetupResult<()> {
-    let fd = mountpoint(root, target, true, writable)?;
-    mount(
-        Some("tmpfs"),
-        fd_path(fd.as_fd()).as_str(),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
-    )
-    .context(|| format!("mount a tmpfs on {target}"))
+fn mount_tmpfs(root: &OwnedFd, target: &str, mounted: &[Mounted]) -> SetupResult<()> {
+    let fd = mountpoint(root, target, true, mounted)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount_new("tmpfs", &fd_path(fd.as_fd()), flags, Some("mode=1777"))
+        .context(|| format!("mount a tmpfs on {target}"))
 }
 
-fn mount_bind(root: &OwnedFd, bind: &BindMount, writable: &[&str]) -> SetupResult<()> {
-    let source = &bind.source;
+fn mount_bind(root: &OwnedFd, bind_mount: &BindMount, mounted: &[Mounted]) -> SetupResult<()> {
+    let (source, target) = (bind_mount.source.as_path(), bind_mount.target.as_str());
     let is_dir = fs_err::metadata(source)
         .context(|| {
             format!(
-                "find the source {} of the mount on {}",
-                source.display(),
-                bind.target
+                "find the source {} of the mount on {target}",
+                source.display()
             )
         })?
         .is_dir();
-    let fd = mountpoint(root, &bind.target, is_dir, writable)?;
-    let what = || format!("bind {} to {}", source.display(), bind.target);
-    mount(
-        Some(source.as_path()),
-        fd_path(fd.as_fd()).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .context(what)?;
-    if bind.readonly {
-        let bound = resolve(root, &bind.target).map_err(|_| what())?;
+    let fd = mountpoint(root, target, is_dir, mounted)?;
+    let what = || format!("bind {} to {target}", source.display());
+    bind(source, &fd_path(fd.as_fd()), MsFlags::MS_REC).context(what)?;
+    if bind_mount.readonly {
+        // Reopened: the first descriptor still names the mountpoint below.
+        let bound = resolve(root, target).map_err(|_| what())?;
         make_readonly(bound.as_fd(), true)
-            .context(|| format!("make the mount on {} read-only", bind.target))?;
+            .context(|| format!("make the mount on {target} read-only"))?;
     }
     Ok(())
 }
@@ -366,33 +336,35 @@ fn enter(root: &OwnedFd) -> SetupResult<()> {
 /// Why a path inside the rootfs could not be opened.
 enum Unresolved {
     Missing,
-    Symlink,
+    /// A symbolic link, or a non-directory where a directory must be.
+    NotPlain,
     Other(Errno),
 }
 
 /// Opens `path` (absolute, inside the container) relative to `root` with
 /// `O_PATH`, refusing symbolic links and `..` anywhere on the way.
 fn resolve(root: &OwnedFd, path: &str) -> Result<OwnedFd, Unresolved> {
+    let names = components(path).ok_or(Unresolved::Other(Errno::EINVAL))?;
     let mut fd: Option<OwnedFd> = None;
-    for name in components(path).ok_or(Unresolved::Other(Errno::EINVAL))? {
+    for (i, name) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        // O_DIRECTORY refuses a link on the way; only the last needs fstat.
+        let flags = if last {
+            PATH_ONLY
+        } else {
+            PATH_ONLY | OFlag::O_DIRECTORY
+        };
         let dir = fd.as_ref().map_or(root.as_fd(), |fd| fd.as_fd());
-        let next = openat(
-            dir,
-            name,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|errno| {
-            if errno == Errno::ENOENT {
-                Unresolved::Missing
-            } else {
-                Unresolved::Other(errno)
-            }
+        let next = openat(dir, *name, flags, Mode::empty()).map_err(|errno| match errno {
+            Errno::ENOENT => Unresolved::Missing,
+            Errno::ENOTDIR => Unresolved::NotPlain,
+            errno => Unresolved::Other(errno),
         })?;
-        let kind = SFlag::from_bits_truncate(fstat(&next).map_err(Unresolved::Other)?.st_mode)
-            & SFlag::S_IFMT;
-        if kind == SFlag::S_IFLNK {
-            return Err(Unresolved::Symlink);
+        if last {
+            let mode = fstat(&next).map_err(Unresolved::Other)?.st_mode;
+            if SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+                return Err(Unresolved::NotPlain);
+            }
         }
         fd = Some(next);
     }
@@ -418,41 +390,46 @@ fn existing_dir(root: &OwnedFd, path: &str) -> SetupResult<OwnedFd> {
     mountpoint(root, path, true, &[])
 }
 
-/// Opens the mountpoint `target`, creating it when it is missing and its
-/// parent lies in one of the `writable` mounts (a tmpfs or a writable bind).
+/// Opens the mountpoint `target`, creating it when it is missing and the
+/// innermost earlier mount above it is writable (a tmpfs or a writable bind).
 fn mountpoint(
     root: &OwnedFd,
     target: &str,
     is_dir: bool,
-    writable: &[&str],
+    mounted: &[Mounted],
 ) -> SetupResult<OwnedFd> {
     match resolve(root, target) {
         Ok(fd) => Ok(fd),
-        Err(Unresolved::Symlink) => Err(format!(
-            "use {target} as a mountpoint: the path passes through a symbolic link in the image"
+        Err(Unresolved::NotPlain) => Err(format!(
+            "use {target} as a mountpoint: the path passes through a symbolic link \
+             or a non-directory in the image"
         )),
         Err(Unresolved::Other(errno)) => {
             Err(format!("open the mountpoint {target}: {}", errno.desc()))
         }
-        Err(Unresolved::Missing) => {
-            let Some(cover) = covering_mount(target, writable) else {
-                return Err(format!(
-                    "use {target} as a mountpoint: it does not exist in the read-only image \
-                     and no writable mount lies above it to create it in"
-                ));
-            };
-            create_mountpoint(root, target, cover, is_dir)?;
-            resolve(root, target).map_err(|_| format!("open the created mountpoint {target}"))
-        }
+        Err(Unresolved::Missing) => match covering_mount(target, mounted) {
+            Some(cover) if cover.writable => {
+                create_mountpoint(root, target, cover.target, is_dir)?;
+                resolve(root, target).map_err(|_| format!("open the created mountpoint {target}"))
+            }
+            Some(cover) => Err(format!(
+                "use {target} as a mountpoint: it does not exist in the read-only mount on {}",
+                cover.target
+            )),
+            None => Err(format!(
+                "use {target} as a mountpoint: it does not exist in the read-only image \
+                 and no writable mount lies above it to create it in"
+            )),
+        },
     }
 }
 
-/// The longest of `writable` that strictly contains `target`.
-fn covering_mount<'a>(target: &str, writable: &[&'a str]) -> Option<&'a str> {
+/// The innermost of the `mounted` that strictly contains `target`.
+fn covering_mount<'a>(target: &str, mounted: &[Mounted<'a>]) -> Option<Mounted<'a>> {
     let target = components(target)?;
-    writable
+    mounted
         .iter()
-        .filter_map(|mount| components(mount).map(|names| (*mount, names)))
+        .filter_map(|mount| components(mount.target).map(|names| (*mount, names)))
         .filter(|(_, names)| names.len() < target.len() && target.starts_with(names))
         .max_by_key(|(_, names)| names.len())
         .map(|(mount, _)| mount)
@@ -503,15 +480,31 @@ mod tests {
     }
 
     #[test]
-    fn covering_mount_is_the_longest_strict_parent() {
-        let writable = ["/work", "/work/out", "/tmp"];
-        assert_eq!(
-            covering_mount("/work/out/x/y", &writable),
-            Some("/work/out")
-        );
-        assert_eq!(covering_mount("/work/in.txt", &writable), Some("/work"));
-        assert_eq!(covering_mount("/work", &writable), None);
-        assert_eq!(covering_mount("/workshop/x", &writable), None);
-        assert_eq!(covering_mount("/data/x", &writable), None);
+    fn covering_mount_is_the_innermost_strict_parent() {
+        let mounted = [
+            Mounted {
+                target: "/work",
+                writable: true,
+            },
+            Mounted {
+                target: "/work/out",
+                writable: true,
+            },
+            Mounted {
+                target: "/work/in",
+                writable: false,
+            },
+            Mounted {
+                target: "/tmp",
+                writable: true,
+            },
+        ];
+        let cover = |target| covering_mount(target, &mounted).map(|m| (m.target, m.writable));
+        assert_eq!(cover("/work/out/x/y"), Some(("/work/out", true)));
+        assert_eq!(cover("/work/in.txt"), Some(("/work", true)));
+        assert_eq!(cover("/work/in/x"), Some(("/work/in", false)));
+        assert_eq!(cover("/work"), None);
+        assert_eq!(cover("/workshop/x"), None);
+        assert_eq!(cover("/data/x"), None);
     }
 }
