@@ -93,6 +93,19 @@ fn ordinary_user() -> (u32, u32) {
     })
 }
 
+fn ordinary_user_can_run_seal() -> bool {
+    static CAN: OnceLock<bool> = OnceLock::new();
+    *CAN.get_or_init(|| {
+        let (uid, gid) = ordinary_user();
+        let status = Command::new(SEAL)
+            .arg("--version")
+            .uid(uid)
+            .gid(gid)
+            .output();
+        status.is_ok_and(|output| output.status.success())
+    })
+}
+
 fn is_root() -> bool {
     nix::unistd::getuid().is_root()
 }
@@ -180,13 +193,26 @@ impl Fixture {
     fn command(&self, spec: &ContainerSpec) -> Command {
         let file = self.path("spec.json");
         std::fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
-        let mut command = Command::new(SEAL);
+        let mut command = Command::new(self.binary());
         command.args(["__container", "--run-spec"]).arg(&file);
         if self.runner == As::Ordinary {
             let (uid, gid) = ordinary_user();
             command.uid(uid).gid(gid);
         }
         command
+    }
+
+    /// The `seal` binary, copied into the fixture when the ordinary user
+    /// cannot reach the build directory (a checkout under /root, say).
+    fn binary(&self) -> PathBuf {
+        if self.runner == As::Invoker || ordinary_user_can_run_seal() {
+            return PathBuf::from(SEAL);
+        }
+        let copy = self.path("seal");
+        if !copy.exists() {
+            std::fs::copy(SEAL, &copy).unwrap();
+        }
+        copy
     }
 
     fn run(&self, spec: &ContainerSpec) -> Ran {
@@ -876,7 +902,8 @@ fn a_host_without_user_namespaces_gets_a_clear_error() {
     let file = fixture.path("spec.json");
     std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
     let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec {SEAL} __container --run-spec {}",
+        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; \
+         exec {SEAL} __container --run-spec {}",
         file.display()
     );
     let output = Command::new("unshare")

@@ -9,10 +9,12 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::{ContainerSpec, Outcome, RuntimeError};
 
@@ -40,6 +42,7 @@ pub struct Running {
 
 /// Starts the container described by `spec` and returns at once.
 pub fn spawn(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
+    warn_if_unsealed();
     let frame = encode_frame(spec);
     let mut child = Command::new("/proc/self/exe")
         .arg("__container")
@@ -65,6 +68,20 @@ pub fn spawn(spec: &ContainerSpec) -> Result<Running, RuntimeError> {
     Ok(running)
 }
 
+/// Says once per process when [`super::seal_self`] was not called: then the
+/// container's processes are forks of seal's binary on disk, which a step can
+/// reach through a `#!/proc/self/exe` script.
+fn warn_if_unsealed() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        if !pentacle::is_sealed() {
+            warn!(
+                "seal is not running from a sealed copy of itself: containers can reach its binary"
+            );
+        }
+    });
+}
+
 /// Starts the container described by `spec` and waits for it to end.
 pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     spawn(spec)?.wait()
@@ -87,6 +104,10 @@ impl Running {
     }
 
     /// Forwards `signal` to the step (through the monitor and the init).
+    ///
+    /// `SIGKILL` cannot be forwarded: it kills the monitor and with it the
+    /// whole container, and [`Running::wait`] then reports
+    /// [`RuntimeError::MonitorLost`]. Use `SIGTERM`, or a time limit.
     pub fn signal(&self, signal: Signal) -> Result<(), RuntimeError> {
         let pid = Pid::from_raw(i32::try_from(self.pid()).expect("pids fit in i32"));
         kill(pid, signal).map_err(|errno| RuntimeError::Io {
