@@ -150,8 +150,8 @@ fn run_container(
     sample_memory: bool,
 ) -> SetupResult<Ended> {
     namespaces::enter_user_and_pid(spec.uid, spec.gid)?;
-    let (alive_in, alive_out) = pipe2(OFlag::O_CLOEXEC).context(|| "create a pipe")?;
-    let (report_in, report_out) = pipe2(OFlag::O_CLOEXEC).context(|| "create a pipe")?;
+    let (alive_read, alive_write) = pipe2(OFlag::O_CLOEXEC).context(|| "create a pipe")?;
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC).context(|| "create a pipe")?;
     // Blocked before the fork, so that no signal is lost or acted on by
     // default before a signalfd takes it.
     let signals = init::handled_signals();
@@ -159,18 +159,18 @@ fn run_container(
     let started = Instant::now();
     let init = match sys::fork().context(|| "fork the container's init")? {
         Forked::Child => {
-            drop((alive_in, report_in));
+            drop((alive_write, report_read));
             let fds = InitFds {
                 io,
                 null,
-                monitor_alive: alive_out,
-                report: report_out,
+                monitor_alive: alive_read,
+                report: report_write,
             };
             init::run(spec, fds, sample_memory)
         }
         Forked::Parent(pid) => Pid::from_raw(pid),
     };
-    drop((alive_out, report_out, io, null));
+    drop((alive_read, report_write, io, null));
     let signalfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context(|| "create the monitor's signalfd");
     let signalfd = match signalfd {
@@ -183,8 +183,9 @@ fn run_container(
     let (reaped, timed_out) = watch(init, &signalfd, spec.limits.time, started)?;
     let wall = started.elapsed();
     let mut text = Vec::new();
-    let _ = File::from(report_in).read_to_end(&mut text);
-    drop(alive_in);
+    let _ = File::from(report_read).read_to_end(&mut text);
+    // Held open until here: its hang-up is how the init would learn of our death.
+    drop(alive_write);
     let report = serde_json::from_slice(&text).ok();
     Ok(Ended {
         reaped,
