@@ -31,10 +31,7 @@ impl Digest {
     /// The digest of `bytes`.
     pub fn of_bytes(bytes: &[u8]) -> Digest {
         use sha2::Digest as _;
-        Digest(format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(bytes))
-        ))
+        Digest(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
     }
 
     /// The 64 hex characters, without the algorithm prefix.
@@ -150,7 +147,5 @@ pub fn default_home() -> PathBuf {
     if let Some(home) = std::env::var_os("SEAL_HOME") {
         return PathBuf::from(home);
     }
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("seal")
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("seal")
 }
