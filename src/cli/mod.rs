@@ -40,14 +40,25 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Internal: start one container from a spec read on stdin.
     #[command(name = "__container", hide = true)]
-    Container,
+    Container {
+        /// Debugging: run the JSON container spec in FILE, print the outcome.
+        #[arg(long, value_name = "FILE")]
+        run_spec: Option<std::path::PathBuf>,
+        /// Debugging: with --run-spec, run it N times and report start-up times.
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "run_spec")]
+        repeat: u32,
+    },
 }
 
 /// Parses the arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Container = cli.command {
-        return ExitCode::from(crate::runtime::container_main());
+    // The container processes must not set up logging or anything else first.
+    if let Command::Container { run_spec, repeat } = &cli.command {
+        return ExitCode::from(match run_spec {
+            None => crate::runtime::container_main(),
+            Some(path) => crate::runtime::run_spec_main(path, *repeat),
+        });
     }
     output::init(&cli.global);
     let result = match cli.command {
@@ -55,7 +66,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args, &cli.global),
         Command::Dag(args) => dag::run(args),
         Command::Image(cmd) => image::run(cmd),
-        Command::Container => unreachable!("handled above"),
+        Command::Container { .. } => unreachable!("handled above"),
     };
     exit_code(result)
 }
