@@ -303,7 +303,7 @@ fn a_pinned_image_in_the_store_is_used_whatever_its_name() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("hint: write [registry/]repo[:tag]"),
+        stderr.contains("help: write [registry/]repo[:tag]"),
         "{stderr}"
     );
 }

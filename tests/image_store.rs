@@ -53,7 +53,7 @@ fn a_corrupted_layer_in_the_store_is_detected_and_never_unpacked() {
         stderr.contains(&layer_path.display().to_string()),
         "{stderr}"
     );
-    assert!(stderr.contains("hint: delete"), "{stderr}");
+    assert!(stderr.contains("help: delete"), "{stderr}");
     assert!(env.store_entries("rootfs").is_empty());
     assert!(env.store_entries("tmp").is_empty());
 }

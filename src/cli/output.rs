@@ -64,13 +64,23 @@ pub fn init(args: &GlobalArgs) {
     let _ = miette::set_hook(Box::new(|_| {
         let handler = miette::MietteHandlerOpts::new()
             .terminal_links(false)
-            .width(100)
+            .width(report_width())
             .color(use_color())
             .unicode(use_color())
             .force_graphical(true)
             .build();
         Box::new(handler)
     }));
+}
+
+/// Reports wrap at 100 columns on a terminal; in logs and pipes a message
+/// stays on one line so that it can be searched for.
+fn report_width() -> usize {
+    if std::io::stderr().is_terminal() {
+        100
+    } else {
+        1000
+    }
 }
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set.
