@@ -7,6 +7,7 @@
 
 mod dag;
 mod image;
+mod lock;
 mod output;
 mod run;
 mod validate;
@@ -33,6 +34,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Run a pipeline.
     Run(run::RunArgs),
+    /// Pin the pipeline's images that are named by tag, in a lock file next to it.
+    Lock(lock::LockArgs),
     /// Print the pipeline's step instances and their edges as DOT or Mermaid.
     Dag(dag::DagArgs),
     /// Manage images in the store.
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Run(args) => run::run(args, &cli.global),
         Command::Dag(args) => dag::run(args),
+        Command::Lock(args) => lock::run(args),
         Command::Image(cmd) => image::run(cmd),
         Command::Container { .. } => unreachable!("handled above"),
     };

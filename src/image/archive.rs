@@ -146,6 +146,26 @@ pub(crate) fn fetch(store: &Store, file: &Path, pin: &Digest) -> Result<Digest, 
     Err(pin_not_found(&archive, pin, ids))
 }
 
+/// The image ID of an archive that holds exactly one image.
+pub(crate) fn only_image_id(archive: &DockerArchive) -> Result<Digest, ImageError> {
+    let images = read_manifest_json(archive)?;
+    let [image] = images.as_slice() else {
+        let mut ids = Vec::new();
+        for image in &images {
+            ids.push(Digest::of_bytes(&archive_file(archive, &image.config)?).to_string());
+        }
+        return Err(ImageError::NotFound {
+            origin: archive.origin(),
+            what: "exactly one image".to_string(),
+            hint: Some(format!(
+                "it holds {}; pin one with docker-archive:FILE@<image ID>",
+                ids.join(", ")
+            )),
+        });
+    };
+    Ok(Digest::of_bytes(&archive_file(archive, &image.config)?))
+}
+
 fn pin_not_found(archive: &DockerArchive, pin: &Digest, ids: Vec<Digest>) -> ImageError {
     match <[Digest; 1]>::try_from(ids) {
         Ok([actual]) => ImageError::PinMismatch {

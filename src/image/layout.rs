@@ -205,7 +205,7 @@ fn copy_manifest(
     Ok(())
 }
 
-fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+pub(crate) fn ref_name(descriptor: &Descriptor) -> Option<&str> {
     descriptor
         .annotations()
         .as_ref()?
@@ -214,7 +214,7 @@ fn ref_name(descriptor: &Descriptor) -> Option<&str> {
 }
 
 /// `sha256:… (tag latest), …` for messages.
-fn describe_entries(index: &ImageIndex) -> String {
+pub(crate) fn describe_entries(index: &ImageIndex) -> String {
     let entries: Vec<String> = index
         .manifests()
         .iter()

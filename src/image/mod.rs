@@ -20,6 +20,7 @@ mod manifest;
 mod prepare;
 mod progress;
 mod reference;
+mod resolve;
 mod rootfs;
 mod source;
 mod store;

@@ -28,14 +28,51 @@ pub struct LoadOptions {
 
 /// Loads and checks the pipeline at `path`.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Pipeline, PipelineError> {
+    let parsed = parse(path)?;
+    let lock = Lock::read_next_to(path).map_err(|problem| {
+        let mut lock_problems = Problems::new(parsed.source.clone());
+        lock_problems.push(*problem);
+        lock_problems.into_error()
+    })?;
+    let mut builder = Builder {
+        problems: parsed.problems,
+        base_dir: &parsed.base_dir,
+        lock: lock.as_ref(),
+    };
+    let pipeline = builder.pipeline(&parsed.root, &parsed.source, options);
+    let mut problems = builder.problems;
+    check::semantics(&pipeline, &mut problems);
+    problems.finish(pipeline)
+}
+
+/// Reads only the pipeline's `images:`, as written (unpinned ones too, and ignoring
+/// any lock file), for `seal lock`.
+pub fn load_images(path: &Path) -> Result<Vec<ImageDecl>, PipelineError> {
+    let parsed = parse(path)?;
+    let mut builder = Builder {
+        problems: parsed.problems,
+        base_dir: &parsed.base_dir,
+        lock: None,
+    };
+    let images = builder.images(&parsed.root);
+    builder.problems.finish(images)
+}
+
+/// A file that is YAML and matches the schema.
+struct Parsed {
+    source: SourceFile,
+    root: Node,
+    base_dir: PathBuf,
+    problems: Problems,
+}
+
+fn parse(path: &Path) -> Result<Parsed, PipelineError> {
     let text = fs_err::read_to_string(path).map_err(|source| PipelineError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let base_dir = absolute_dir_of(path);
     let source = SourceFile::new(path.to_path_buf(), text);
     let mut problems = Problems::new(source.clone());
-
     let root = match node::parse(source.text()) {
         Ok(root) => root,
         Err(error) => {
@@ -47,21 +84,12 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Pipeline, PipelineErro
     if !problems.is_empty() {
         return Err(problems.into_error());
     }
-
-    let lock = Lock::read_next_to(path).map_err(|problem| {
-        let mut lock_problems = Problems::new(source.clone());
-        lock_problems.push(*problem);
-        lock_problems.into_error()
-    })?;
-    let mut builder = Builder {
+    Ok(Parsed {
+        source,
+        root,
+        base_dir: absolute_dir_of(path),
         problems,
-        base_dir: &base_dir,
-        lock: lock.as_ref(),
-    };
-    let pipeline = builder.pipeline(&root, &source, options);
-    let mut problems = builder.problems;
-    check::semantics(&pipeline, &mut problems);
-    problems.finish(pipeline)
+    })
 }
 
 fn absolute_dir_of(path: &Path) -> PathBuf {

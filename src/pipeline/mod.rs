@@ -15,5 +15,5 @@ pub mod template;
 pub mod units;
 
 pub use diag::{PipelineError, Problem};
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, load_images};
 pub use model::{Command, Located, Pipeline, Resources, Step};
