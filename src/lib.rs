@@ -4,7 +4,6 @@
 //! container image pinned by digest, started by seal's own rootless runtime,
 //! and every run records a provenance manifest.
 
-pub mod cache;
 pub mod cli;
 pub mod dag;
 pub mod image;
