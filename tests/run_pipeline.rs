@@ -244,3 +244,27 @@ steps:
         "dependent step did not run"
     );
 }
+
+#[test]
+fn files_left_from_an_earlier_run_are_pointed_out() {
+    let env = Env::new();
+    let image = env.busybox_image("local/bb", &[]);
+    let yaml = format!(
+        "seal: 1\nname: twice\nparams: {{ parts: [a, b] }}\nimages: {{ bb: {image} }}\n\
+         steps:\n  make:\n    foreach: ${{params.parts}}\n    image: bb\n    \
+         outputs: {{ out: \"${{item}}.txt\" }}\n    run: echo ${{item}} > ${{outputs.out}}\n"
+    );
+    env.write("p.yaml", &yaml);
+    let first = env.seal(&["run", "p.yaml", "--out", "out"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(!text(&first.stderr).contains("not written by this run"));
+    let second = env.seal(&["run", "p.yaml", "--out", "out", "--param", "parts=[a]"]);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("1 file(s) in results/ were not written by this run"),
+        "{}",
+        text(&second.stderr)
+    );
+    let document = provenance(&env.path().join("out"));
+    assert_eq!(document["steps"].as_array().unwrap().len(), 1);
+}

@@ -344,6 +344,28 @@ fn summarize(manifest: &Manifest, provenance_path: &Path, global: &GlobalArgs) {
     );
     eprintln!("  results:    {}", manifest.run.results_dir.display());
     eprintln!("  provenance: {}", provenance_path.display());
+    let stale = stale_results(manifest);
+    if stale > 0 {
+        eprintln!(
+            "  note: {stale} file(s) in results/ were not written by this run (left from an \
+             earlier run); provenance.json lists this run's outputs"
+        );
+    }
+}
+
+/// How many files under the results directory this run did not publish.
+fn stale_results(manifest: &Manifest) -> usize {
+    let published: std::collections::HashSet<&Path> = manifest
+        .steps
+        .iter()
+        .flat_map(|record| record.outputs.iter().map(|o| o.location.as_path()))
+        .collect();
+    walkdir::WalkDir::new(&manifest.run.results_dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| !entry.file_type().is_dir())
+        .filter(|entry| !published.contains(entry.path()))
+        .count()
 }
 
 fn report_failure(record: &StepRecord) {
