@@ -106,7 +106,6 @@ pub struct StepRecord {
     pub image_manifest_digest: String,
     /// False when the step had the host network.
     pub hermetic: bool,
-    pub cache: CacheUse,
     pub process: Option<ProcessRecord>,
     pub resources: ResourcesRecord,
     pub exit: Option<Termination>,
@@ -130,14 +129,6 @@ pub enum StepStatus {
     /// Not started because the run stopped (failure policy or interrupt).
     NotRun,
     Interrupted,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CacheUse {
-    Miss,
-    Hit,
-    None,
 }
 
 /// Exactly how the step's process was started.

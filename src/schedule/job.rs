@@ -15,8 +15,7 @@ use crate::image::PreparedImage;
 use crate::pipeline::model::{ImageDecl, Step};
 use crate::pipeline::render::{Join, Scope};
 use crate::provenance::manifest::{
-    CacheUse, FileRecord, MountRecord, ProcessRecord, ResourcesRecord, StepRecord, StepStatus,
-    UsageRecord,
+    FileRecord, MountRecord, ProcessRecord, ResourcesRecord, StepRecord, StepStatus, UsageRecord,
 };
 use crate::provenance::{hash_file, timestamp};
 use crate::runtime::{BindMount, ContainerSpec, Limits, Outcome};
@@ -90,7 +89,6 @@ impl Job<'_> {
             image: self.image_decl.name.clone(),
             image_manifest_digest: self.image.manifest_digest.to_string(),
             hermetic: !self.step.network,
-            cache: CacheUse::Miss,
             process: None,
             resources: ResourcesRecord {
                 cpus: resources.cpus,

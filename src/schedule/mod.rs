@@ -23,7 +23,7 @@ use crate::cli::ProgressMode;
 use crate::dag::{InputSource, Plan};
 use crate::image::PreparedImage;
 use crate::pipeline::units::format_size;
-use crate::provenance::manifest::{CacheUse, ResourcesRecord, StepRecord, StepStatus};
+use crate::provenance::manifest::{ResourcesRecord, StepRecord, StepStatus};
 use crate::runtime::{ContainerSpec, Termination};
 use job::{InputFile, Job, JobResult};
 use outputs::Claims;
@@ -391,7 +391,6 @@ impl<'a, 'p> Scheduler<'a, 'p> {
                 .map(|i| i.manifest_digest.to_string())
                 .unwrap_or_default(),
             hermetic: !step.network,
-            cache: CacheUse::None,
             process: None,
             resources: ResourcesRecord {
                 cpus: step.resources.cpus,
