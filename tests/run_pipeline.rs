@@ -268,3 +268,32 @@ fn files_left_from_an_earlier_run_are_pointed_out() {
     let document = provenance(&env.path().join("out"));
     assert_eq!(document["steps"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn items_whose_names_clean_up_alike_keep_their_own_sandboxes() {
+    let env = Env::new();
+    let image = env.busybox_image("local/bb", &[]);
+    let yaml = format!(
+        "seal: 1\nname: alike\nparams: {{ items: [\"x y\", x_y] }}\n\
+         images: {{ bb: {image} }}\nsteps:\n  e:\n    foreach: ${{params.items}}\n    \
+         image: bb\n    outputs: {{ o: \"out/${{item}}\" }}\n    run: |\n      \
+         echo '${{item}}' > scratch\n      sleep 1\n      mkdir -p out\n      \
+         cat scratch > ${{outputs.o}}\n"
+    );
+    env.write("p.yaml", &yaml);
+    let run = env.seal(&["run", "p.yaml", "--out", "out", "--cores", "4"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let results = env.path().join("out/results/out");
+    for (file, content) in [("x y", "x y"), ("x_y", "x_y")] {
+        let written = std::fs::read_to_string(results.join(file)).unwrap();
+        assert_eq!(written.trim(), content);
+    }
+    let document = provenance(&env.path().join("out"));
+    let ids: Vec<&str> = document["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["e[x y]", "e[x_y]"]);
+}

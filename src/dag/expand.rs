@@ -1,6 +1,6 @@
 //! Expanding steps into instances and binding their inputs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value as Json;
@@ -48,6 +48,7 @@ struct Expander<'p> {
 
 impl Expander<'_> {
     fn create_instances(&mut self) {
+        let mut dirs = HashSet::new();
         for (step_index, step) in self.pipeline.steps.iter().enumerate() {
             self.first_instance.push(self.instances.len());
             let items: Vec<Option<Json>> = match &step.foreach {
@@ -63,6 +64,7 @@ impl Expander<'_> {
                     ),
                     None => (step.name.clone(), step.name.clone()),
                 };
+                let dir_name = unique_dir(&mut dirs, dir_name);
                 self.instances.push(Instance {
                     id,
                     dir_name,
@@ -347,8 +349,9 @@ impl Expander<'_> {
     }
 }
 
-/// Labels for foreach items: each item's label, or its index when labels are
-/// missing or repeat.
+/// Labels for foreach items: each item's label when it has one that no other
+/// item shares, else its index (with `#` in front should the index be another
+/// item's label).
 fn unique_labels(items: &[Option<Json>]) -> Vec<Option<String>> {
     if items.len() == 1 && items[0].is_none() {
         return vec![None];
@@ -361,14 +364,36 @@ fn unique_labels(items: &[Option<Json>]) -> Vec<Option<String>> {
     for label in labels.iter().flatten() {
         *counts.entry(label).or_default() += 1;
     }
+    let own = |label: &Option<String>| match label {
+        Some(l) if counts[l.as_str()] == 1 && !l.is_empty() => Some(l.clone()),
+        _ => None,
+    };
+    let taken: HashSet<String> = labels.iter().filter_map(own).collect();
     labels
         .iter()
         .enumerate()
-        .map(|(i, label)| match label {
-            Some(l) if counts[l.as_str()] == 1 && !l.is_empty() => Some(l.clone()),
-            _ => Some(i.to_string()),
+        .map(|(i, label)| {
+            own(label).or_else(|| {
+                let mut fallback = i.to_string();
+                while taken.contains(&fallback) {
+                    fallback.insert(0, '#');
+                }
+                Some(fallback)
+            })
         })
         .collect()
+}
+
+/// `name`, or `name-2`, `name-3`, ... when an earlier instance has it: two
+/// labels can differ only in characters a directory name cannot keep.
+fn unique_dir(taken: &mut HashSet<String>, name: String) -> String {
+    let mut candidate = name.clone();
+    let mut n = 2;
+    while !taken.insert(candidate.clone()) {
+        candidate = format!("{name}-{n}");
+        n += 1;
+    }
+    candidate
 }
 
 /// `step.label` with anything outside `[A-Za-z0-9._-]` replaced.
@@ -405,4 +430,42 @@ fn inside_path(written: &str) -> String {
     Path::new(written)
         .file_name()
         .map_or_else(|| written.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels(items: Json) -> Vec<String> {
+        let items: Vec<Option<Json>> = items
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect();
+        unique_labels(&items)
+            .into_iter()
+            .map(Option::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn labels_are_unique_even_when_an_index_is_another_items_label() {
+        assert_eq!(
+            labels(json!([{"v": "p", "id": "1"}, {"v": "q"}])),
+            ["1", "#1"]
+        );
+        assert_eq!(labels(json!(["a", "a", "b"])), ["0", "1", "b"]);
+        assert_eq!(labels(json!(["x y", "x_y"])), ["x y", "x_y"]);
+    }
+
+    #[test]
+    fn directory_names_that_clean_up_alike_get_a_suffix() {
+        let mut taken = HashSet::new();
+        let first = unique_dir(&mut taken, dir_safe("e", "x y"));
+        let second = unique_dir(&mut taken, dir_safe("e", "x_y"));
+        assert_eq!((first.as_str(), second.as_str()), ("e.x_y", "e.x_y-2"));
+    }
 }

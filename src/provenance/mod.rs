@@ -16,6 +16,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The size and sha256 of a file, read in one pass.
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    // Opening a named pipe would block until someone writes to it.
+    if !fs_err::metadata(path)?.is_file() {
+        let message = format!("{} is not a regular file", path.display());
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            message,
+        ));
+    }
     let mut file = fs_err::File::open(path)?;
     let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
@@ -43,7 +51,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // 0666 before the umask, like any file a program creates (tempfile's own
+    // default is 0600, which would hide provenance and locks from colleagues).
     let mut file = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .prefix(".seal-tmp-")
         .tempfile_in(dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;

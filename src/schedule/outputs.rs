@@ -72,32 +72,82 @@ fn matches_of(root: &Path, pattern: &str) -> Result<Vec<String>, String> {
     Ok(relative)
 }
 
-/// Checks a matched output: a symlink must point inside the sandbox, and is
-/// replaced by a copy of its target (a bind mount of a published symlink
-/// would follow it on the host). Returns whether the output is a directory.
+/// Checks a matched output and everything below it: only regular files,
+/// directories and symlinks to regular files inside the sandbox are allowed;
+/// such a symlink is replaced by a copy of its target (a bind mount of a
+/// published symlink would follow it on the host). Returns whether the output
+/// is a directory.
 fn check_entry(root: &Path, relative: &str, name: &str) -> Result<bool, String> {
+    let is_dir = check_one(root, relative, name)?;
+    if is_dir {
+        for entry in walkdir::WalkDir::new(root.join(relative)).min_depth(1) {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let below = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            check_one(root, &below.to_string_lossy(), name)?;
+        }
+    }
+    Ok(is_dir)
+}
+
+/// Checks one path of output `name`; see [`check_entry`].
+fn check_one(root: &Path, relative: &str, name: &str) -> Result<bool, String> {
     let path = root.join(relative);
     let meta = path
         .symlink_metadata()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.file_type().is_symlink() {
-        return Ok(meta.is_dir());
+    let kind = meta.file_type();
+    if kind.is_dir() || kind.is_file() {
+        return Ok(kind.is_dir());
     }
-    let target = path.canonicalize().ok().filter(|t| t.starts_with(root));
-    let Some(target) = target else {
+    if !kind.is_symlink() {
         return Err(format!(
-            "output `{name}` (`{relative}`) is a symbolic link to outside the working directory"
-        ));
-    };
-    if !target.is_file() {
-        return Err(format!(
-            "output `{name}` (`{relative}`) is a symbolic link to a directory"
+            "output `{name}` has `{relative}`, a {}: only regular files, directories and \
+             symbolic links to files in the working directory can be outputs",
+            special_kind(&kind)
         ));
     }
+    let target = resolve_inside(root, &path, relative, name)?;
     let copy = path.with_extension("seal-deref");
     fs_err::copy(&target, &copy).map_err(|e| e.to_string())?;
     fs_err::rename(&copy, &path).map_err(|e| e.to_string())?;
     Ok(false)
+}
+
+/// The regular file a symlink output points at, which must be in the sandbox.
+fn resolve_inside(root: &Path, path: &Path, relative: &str, name: &str) -> Result<PathBuf, String> {
+    let written = fs_err::read_link(path).map_err(|e| e.to_string())?;
+    let what = format!(
+        "output `{name}` has `{relative}`, a symbolic link to `{}`",
+        written.display()
+    );
+    let Ok(target) = path.canonicalize() else {
+        return Err(format!(
+            "{what}, which does not exist once the step has ended (inputs are not kept \
+             in the working directory): write a copy of the file instead"
+        ));
+    };
+    if !target.starts_with(root) {
+        return Err(format!(
+            "{what}, outside the working directory: write a copy instead"
+        ));
+    }
+    if !target.is_file() {
+        return Err(format!("{what}, which is not a regular file"));
+    }
+    Ok(target)
+}
+
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device node"
+    } else {
+        "special file"
+    }
 }
 
 /// Hashes collected outputs (every file below a directory output), in parallel.
@@ -245,6 +295,43 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(published).unwrap(), "data");
         assert_eq!(records[0].sha256, crate::provenance::sha256_hex(b"data"));
+    }
+
+    #[test]
+    fn special_files_are_refused_without_being_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let error = collect(dir.path(), &[("f".into(), "fifo".into())]).unwrap_err();
+        assert!(error.contains("a named pipe (FIFO)"), "{error}");
+    }
+
+    #[test]
+    fn symlinks_inside_directory_outputs_follow_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = dir.path().join("sandbox");
+        let out = sandbox.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("a"), "a").unwrap();
+        std::os::unix::fs::symlink("a", out.join("rel")).unwrap();
+        let found = collect(&sandbox, &[("o".into(), "out".into())]).unwrap();
+        let records = hash(&sandbox, &dir.path().join("results"), &found).unwrap();
+        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["out/a", "out/rel"]);
+
+        std::os::unix::fs::symlink("/etc/passwd", out.join("bad")).unwrap();
+        let error = collect(&sandbox, &[("o".into(), "out".into())]).unwrap_err();
+        assert!(
+            error.contains("`out/bad`, a symbolic link to `/etc/passwd`"),
+            "{error}"
+        );
+        std::fs::remove_file(out.join("bad")).unwrap();
+        std::os::unix::fs::symlink("../input.txt", out.join("gone")).unwrap();
+        let error = collect(&sandbox, &[("o".into(), "out".into())]).unwrap_err();
+        assert!(
+            error.contains("does not exist once the step has ended"),
+            "{error}"
+        );
     }
 
     #[test]
