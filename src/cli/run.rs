@@ -62,7 +62,12 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> Result<Option<Outcome>, CliErr
     let plan = crate::dag::plan(&loaded).map_err(input_error)?;
     let config = run_config(&args, global, &loaded)?;
     check_fits(&plan, &config)?;
-    let images = prepare_images(&loaded, &plan)?;
+    let images = {
+        let guard = InterruptGuard::install()?;
+        let images = prepare_images(&loaded, &plan, global)?;
+        guard.check()?;
+        images
+    };
     let out_dir = config
         .results_dir
         .parent()
@@ -142,13 +147,62 @@ fn check_fits(plan: &Plan<'_>, config: &RunConfig) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Catches SIGINT, SIGTERM and SIGHUP while images are prepared, before the
+/// scheduler takes over signals: a first signal lets the image being copied or
+/// unpacked finish (so the store stays whole) and then stops the run; a second
+/// one ends seal at once.
+struct InterruptGuard {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl InterruptGuard {
+    fn install() -> Result<InterruptGuard, CliError> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut ids = Vec::new();
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            let exit = i32::from(EXIT_INTERRUPTED);
+            let registered = signal_hook::flag::register_conditional_shutdown(
+                signal,
+                exit,
+                flag.clone(),
+            )
+            .and_then(|first| Ok([first, signal_hook::flag::register(signal, flag.clone())?]));
+            ids.extend(registered.map_err(|e| env_error(format!("signal handler: {e}")))?);
+        }
+        Ok(InterruptGuard { flag, ids })
+    }
+
+    fn check(&self) -> Result<(), CliError> {
+        if !self.flag.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        Err(CliError::new(
+            EXIT_INTERRUPTED,
+            miette::Report::msg("interrupted while preparing images; no step ran"),
+        ))
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 /// Verifies and unpacks every image the plan uses, in parallel.
 fn prepare_images(
     pipeline: &Pipeline,
     plan: &Plan<'_>,
+    global: &GlobalArgs,
 ) -> Result<HashMap<String, PreparedImage>, CliError> {
+    let show = !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let store = Store::open(None)
-        .map_err(|e| CliError::new(EXIT_IMAGE, miette::Report::msg(error_text(&e))))?;
+        .map_err(|e| CliError::new(EXIT_IMAGE, miette::Report::msg(error_text(&e))))?
+        .with_progress(show);
     let used: std::collections::BTreeSet<&str> = plan
         .instances
         .iter()
