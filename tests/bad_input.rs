@@ -170,3 +170,18 @@ fn an_unknown_parameter_override_is_refused() {
     assert_fails(&output, 2, "the pipeline has no parameter `samplez`");
     assert!(text(&output.stderr).contains("declares no parameters"));
 }
+
+#[test]
+fn a_parameter_override_that_is_broken_yaml_is_refused_alone() {
+    let env = Env::new();
+    let yaml = format!(
+        "seal: 1\nname: bad\nparams: {{ parts: [a] }}\nimages:\n  bb: test/bb@{DIGEST}\n\
+         steps:\n  a:\n    foreach: ${{params.parts}}\n    image: bb\n    run: echo ${{item}}\n"
+    );
+    env.write("p.yaml", &yaml);
+    let output = env.seal(&["validate", "p.yaml", "--param", "parts=[a, b"]);
+    assert_fails(&output, 2, "--param parts=[a, b: the value is not valid YAML");
+    let output = env.seal(&["validate", "p.yaml", "--param", "parts=x"]);
+    assert_fails(&output, 2, "`${params.parts}` is not a list");
+    assert!(!text(&output.stderr).contains("has no `foreach`"));
+}

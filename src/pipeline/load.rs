@@ -92,6 +92,18 @@ fn parse(path: &Path) -> Result<Parsed, PipelineError> {
     })
 }
 
+/// Whether a `--param` value was meant as a YAML list, mapping or quoted
+/// string (a value that fails to parse otherwise is taken as plain text).
+fn looks_structured(text: &str) -> bool {
+    matches!(text.trim_start().chars().next(), Some('[' | '{' | '"' | '\''))
+}
+
+fn bad_param_value(key: &str, text: &str, error: &serde_saphyr::Error) -> Problem {
+    let message = yaml_message(&error.to_string());
+    Problem::general(format!("--param {key}={text}: the value is not valid YAML: {message}"))
+        .with_help("write a list as [a, b], a mapping as {k: v}; quote the whole argument")
+}
+
 fn absolute_dir_of(path: &Path) -> PathBuf {
     let dir = path
         .parent()
@@ -171,6 +183,10 @@ impl Builder<'_> {
         for (key, text) in &options.params {
             let value = match node::parse(text) {
                 Ok(parsed) => parsed.to_json(),
+                Err(error) if looks_structured(text) => {
+                    self.problems.push(bad_param_value(key, text, &error));
+                    continue;
+                }
                 Err(_) => Json::String(text.clone()),
             };
             match params.iter_mut().find(|(k, _)| k == key) {
@@ -353,11 +369,19 @@ impl Builder<'_> {
         params: &serde_json::Map<String, Json>,
     ) -> Option<Foreach> {
         let node = body.get("foreach")?;
-        let items = match &node.value {
+        let items: Option<Vec<Json>> = match &node.value {
             Value::Seq(items) => Some(items.iter().map(Node::to_json).collect()),
             Value::Str(text) => self.foreach_param(step, node, text, params),
             _ => None,
-        }?;
+        };
+        // A `foreach` with a problem (already reported) still marks the step as
+        // iterating, so `${item}` in it is not reported a second time.
+        let Some(items) = items else {
+            return Some(Foreach {
+                pos: node.pos,
+                items: Vec::new(),
+            });
+        };
         if items.is_empty() {
             let problem = Problem::at(
                 node.pos,
@@ -366,7 +390,6 @@ impl Builder<'_> {
             );
             self.problems
                 .push(problem.with_help("`foreach` needs at least one item"));
-            return None;
         }
         Some(Foreach {
             pos: node.pos,
