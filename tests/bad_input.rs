@@ -180,7 +180,11 @@ fn a_parameter_override_that_is_broken_yaml_is_refused_alone() {
     );
     env.write("p.yaml", &yaml);
     let output = env.seal(&["validate", "p.yaml", "--param", "parts=[a, b"]);
-    assert_fails(&output, 2, "--param parts=[a, b: the value is not valid YAML");
+    assert_fails(
+        &output,
+        2,
+        "--param parts=[a, b: the value is not valid YAML",
+    );
     let output = env.seal(&["validate", "p.yaml", "--param", "parts=x"]);
     assert_fails(&output, 2, "`${params.parts}` is not a list");
     assert!(!text(&output.stderr).contains("has no `foreach`"));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::output::{CliError, EXIT_IMAGE, Outcome};
+use super::output::{CliError, EXIT_ENV, EXIT_IMAGE, EXIT_INPUT, Outcome};
 use crate::image::import::{ImportOptions, import};
 use crate::image::{ImageError, ImageRef, Store};
 
@@ -52,8 +52,24 @@ pub enum ImageCommand {
 
 /// Runs an image subcommand; errors exit with the image error code.
 pub fn run(cmd: ImageCommand) -> Result<Option<Outcome>, CliError> {
-    execute(cmd).map_err(|error| CliError::new(EXIT_IMAGE, error))?;
+    execute(cmd).map_err(|error| CliError::new(exit_code(&error), error))?;
     Ok(None)
+}
+
+/// Bad arguments are input errors (2), a store that cannot be written is the
+/// environment's (4), everything else is about the image (3).
+fn exit_code(error: &ImageError) -> u8 {
+    match error {
+        ImageError::BadArgument(_) | ImageError::BadReference { .. } | ImageError::BadDigest(_) => {
+            EXIT_INPUT
+        }
+        ImageError::Io { source, .. } | ImageError::Fs(source)
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            EXIT_ENV
+        }
+        _ => EXIT_IMAGE,
+    }
 }
 
 fn execute(cmd: ImageCommand) -> Result<(), ImageError> {

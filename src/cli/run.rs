@@ -163,12 +163,11 @@ impl InterruptGuard {
         let mut ids = Vec::new();
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             let exit = i32::from(EXIT_INTERRUPTED);
-            let registered = signal_hook::flag::register_conditional_shutdown(
-                signal,
-                exit,
-                flag.clone(),
-            )
-            .and_then(|first| Ok([first, signal_hook::flag::register(signal, flag.clone())?]));
+            let registered =
+                signal_hook::flag::register_conditional_shutdown(signal, exit, flag.clone())
+                    .and_then(|first| {
+                        Ok([first, signal_hook::flag::register(signal, flag.clone())?])
+                    });
             ids.extend(registered.map_err(|e| env_error(format!("signal handler: {e}")))?);
         }
         Ok(InterruptGuard { flag, ids })

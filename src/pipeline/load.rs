@@ -95,13 +95,18 @@ fn parse(path: &Path) -> Result<Parsed, PipelineError> {
 /// Whether a `--param` value was meant as a YAML list, mapping or quoted
 /// string (a value that fails to parse otherwise is taken as plain text).
 fn looks_structured(text: &str) -> bool {
-    matches!(text.trim_start().chars().next(), Some('[' | '{' | '"' | '\''))
+    matches!(
+        text.trim_start().chars().next(),
+        Some('[' | '{' | '"' | '\'')
+    )
 }
 
 fn bad_param_value(key: &str, text: &str, error: &serde_saphyr::Error) -> Problem {
     let message = yaml_message(&error.to_string());
-    Problem::general(format!("--param {key}={text}: the value is not valid YAML: {message}"))
-        .with_help("write a list as [a, b], a mapping as {k: v}; quote the whole argument")
+    Problem::general(format!(
+        "--param {key}={text}: the value is not valid YAML: {message}"
+    ))
+    .with_help("write a list as [a, b], a mapping as {k: v}; quote the whole argument")
 }
 
 fn absolute_dir_of(path: &Path) -> PathBuf {
