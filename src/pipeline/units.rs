@@ -21,7 +21,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     let bytes = number * scale as f64;
-    (bytes.is_finite() && bytes >= 1.0).then_some(bytes as u64)
+    // Beyond 2^63 bytes (8 EiB) is a typo, not a machine.
+    (bytes.is_finite() && (1.0..9.2e18).contains(&bytes)).then_some(bytes as u64)
 }
 
 /// Parses a duration written as `1h30m`, `90s`, `2d` or `45m`.
@@ -79,6 +80,7 @@ mod tests {
         assert_eq!(parse_size("1.5 G"), Some(3 << 29));
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("2X"), None);
+        assert_eq!(parse_size("100000000000G"), None);
         assert_eq!(format_size(3 << 29), "1.5G");
     }
 
