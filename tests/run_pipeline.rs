@@ -297,3 +297,56 @@ fn items_whose_names_clean_up_alike_keep_their_own_sandboxes() {
         .collect();
     assert_eq!(ids, ["e[x y]", "e[x_y]"]);
 }
+
+#[test]
+fn an_interrupt_stops_running_steps_and_leaves_nothing_running() {
+    let env = Env::new();
+    let image = env.busybox_image("local/bb", &[]);
+    let marker = format!("seal-test-marker-{}", std::process::id());
+    let yaml = format!(
+        "seal: 1\nname: stop\nimages: {{ bb: {image} }}\nsteps:\n  long:\n    image: bb\n    \
+         outputs: {{ o: o.txt }}\n    run: sleep 600; echo {marker} > o.txt\n  after:\n    \
+         image: bb\n    inputs: {{ i: \"${{steps.long.outputs.o}}\" }}\n    \
+         outputs: {{ o: p.txt }}\n    run: cp ${{inputs.i}} p.txt\n"
+    );
+    env.write("p.yaml", &yaml);
+    let mut child = env
+        .command()
+        .args(["run", "p.yaml", "--out", "out"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sandbox = env.path().join("out/work/long/sandbox");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !running_with(&marker) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(sandbox.exists() && running_with(&marker), "the step never started");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("stopped  long"), "{stderr}");
+    assert!(!stderr.contains("FAILED"), "{stderr}");
+    assert!(!running_with(&marker), "a step process outlived the run");
+    let document = provenance(&env.path().join("out"));
+    assert_eq!(document["run"]["status"], "interrupted");
+    assert_eq!(document["steps"][0]["status"], "interrupted");
+    assert_eq!(document["steps"][1]["status"], "skipped");
+    assert!(!env.path().join("out/results/o.txt").exists());
+    // The output directory is free again.
+    env.write("p.yaml", &yaml.replace("sleep 600; ", ""));
+    let again = env.seal(&["run", "p.yaml", "--out", "out"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+}
+
+/// Whether any process on the machine has `marker` in its command line.
+fn running_with(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
+}

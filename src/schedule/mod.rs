@@ -296,12 +296,17 @@ impl<'a, 'p> Scheduler<'a, 'p> {
             self.progress.finished(&id, Shown::Done, wall);
             self.release_dependents(index);
         } else {
-            if self.interrupted_at.is_some() {
-                record.status = StepStatus::Interrupted;
-            }
             self.state[index] = State::Failed;
+            if let Some(at) = self.interrupted_at {
+                record.status = StepStatus::Interrupted;
+                record.error = Some(stopped_reason(at, record.error.take()));
+            }
             let why = record.error.clone().unwrap_or_default();
-            self.progress.finished(&id, Shown::Failed(&why), wall);
+            let shown = match record.status {
+                StepStatus::Interrupted => Shown::Stopped(&why),
+                _ => Shown::Failed(&why),
+            };
+            self.progress.finished(&id, shown, wall);
             self.fail_downstream(index);
             if !self.config.keep_going {
                 self.stopping = true;
@@ -330,7 +335,12 @@ impl<'a, 'p> Scheduler<'a, 'p> {
             self.state[index] = State::Skipped;
             self.ready.remove(&index);
             let mut record = self.placeholder_record(index, StepStatus::Skipped);
-            record.error = Some(format!("not run: it depends on {failed_id}, which failed"));
+            let what = if self.interrupted_at.is_some() {
+                "was stopped"
+            } else {
+                "failed"
+            };
+            record.error = Some(format!("not run: it depends on {failed_id}, which {what}"));
             self.records[index] = Some(record);
             self.progress
                 .finished(&self.plan.instances[index].id, Shown::Skipped, None);
@@ -449,5 +459,21 @@ pub fn describe_termination(termination: &Termination, spec: &ContainerSpec) -> 
                 .unwrap_or_default();
             format!("exceeded its memory limit of {limit} and was killed")
         }
+    }
+}
+
+/// Why a step ended after the run was interrupted: it stopped on the signal,
+/// or it was killed when the grace period ran out.
+fn stopped_reason(interrupted_at: Instant, error: Option<String>) -> String {
+    if interrupted_at.elapsed() >= STOP_GRACE {
+        format!(
+            "killed: it did not stop within {}s of the interrupt",
+            STOP_GRACE.as_secs()
+        )
+    } else {
+        format!(
+            "stopped by the interrupt ({})",
+            error.unwrap_or_else(|| "no reason given".into())
+        )
     }
 }

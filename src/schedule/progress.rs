@@ -19,6 +19,8 @@ pub struct Progress {
 pub enum Shown<'a> {
     Done,
     Failed(&'a str),
+    /// Stopped by an interrupt of the run.
+    Stopped(&'a str),
     Skipped,
 }
 
@@ -68,6 +70,7 @@ impl Progress {
         let text = match shown {
             Shown::Done => format!("{counter} done     {id}{time}"),
             Shown::Failed(why) => format!("{counter} FAILED   {id}{time}: {why}"),
+            Shown::Stopped(why) => format!("{counter} stopped  {id}{time}: {why}"),
             Shown::Skipped => format!("{counter} skipped  {id}"),
         };
         let quiet_success =
