@@ -12,7 +12,7 @@ pub struct GlobalArgs {
     /// More detail: -v for decisions (debug), -vv for everything (trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only errors and the final summary.
+    /// Only errors, and the summary of a run that did not succeed.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Progress display: a bar on a terminal, plain lines otherwise.
