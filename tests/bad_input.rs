@@ -189,3 +189,21 @@ fn a_parameter_override_that_is_broken_yaml_is_refused_alone() {
     assert_fails(&output, 2, "`${params.parts}` is not a list");
     assert!(!text(&output.stderr).contains("has no `foreach`"));
 }
+
+#[test]
+fn a_step_its_image_cannot_run_is_refused_before_anything_runs() {
+    let env = Env::new();
+    let image = env.busybox_image("local/bb", &[]);
+    let yaml = format!(
+        "seal: 1\nname: bad\nimages: {{ bb: {image} }}\nsteps:\n  first:\n    image: bb\n    \
+         outputs: {{ o: o.txt }}\n    run: echo > o.txt\n  who:\n    image: bb\n    \
+         user: nobody\n    run: true\n  where:\n    image: bb\n    workdir: /nonexistent\n    \
+         run: true\n"
+    );
+    env.write("p.yaml", &yaml);
+    let output = env.seal(&["run", "p.yaml", "--out", "out", "--keep-going"]);
+    assert_fails(&output, 2, "p.yaml:9:3: step `who` (image `bb`): user `nobody`");
+    assert_fails(&output, 2, "step `where` (image `bb`): the working directory `/nonexistent`");
+    assert!(text(&output.stderr).contains("nothing ran"));
+    assert!(!env.path().join("out/results/o.txt").exists());
+}

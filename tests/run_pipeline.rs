@@ -321,7 +321,10 @@ fn an_interrupt_stops_running_steps_and_leaves_nothing_running() {
     while !running_with(&marker) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(sandbox.exists() && running_with(&marker), "the step never started");
+    assert!(
+        sandbox.exists() && running_with(&marker),
+        "the step never started"
+    );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let output = child.wait_with_output().unwrap();

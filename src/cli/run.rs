@@ -68,6 +68,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> Result<Option<Outcome>, CliErr
         guard.check()?;
         images
     };
+    preflight(&loaded, &images)?;
     let out_dir = config
         .results_dir
         .parent()
@@ -227,6 +228,38 @@ fn prepare_images(
             Ok((decl.name.clone(), prepared))
         })
         .collect()
+}
+
+/// Refuses, before anything runs, steps whose image cannot give them their
+/// user, working directory or command.
+fn preflight(pipeline: &Pipeline, images: &HashMap<String, PreparedImage>) -> Result<(), CliError> {
+    let mut reports = Vec::new();
+    for step in &pipeline.steps {
+        let Some(image) = images.get(&step.image.value) else {
+            continue;
+        };
+        if let Err(problem) = schedule::exec::preflight(step, image) {
+            let place = format!(
+                "{}:{}:{}",
+                pipeline.source.path.display(),
+                step.pos.line,
+                step.pos.column
+            );
+            let message = format!(
+                "{place}: step `{}` (image `{}`): {problem}",
+                step.name, step.image.value
+            );
+            reports.push(miette::Report::msg(message));
+        }
+    }
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let summary = format!(
+        "{} step(s) cannot run in their images; nothing ran",
+        reports.len()
+    );
+    Err(CliError::many(EXIT_INPUT, reports, summary))
 }
 
 /// Holds an exclusive lock on the output directory for the whole run.

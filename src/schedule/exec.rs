@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::image::ImageConfig;
-use crate::pipeline::Command;
+use crate::image::{ImageConfig, PreparedImage};
 use crate::pipeline::render::{Join, RenderError, Scope};
+use crate::pipeline::{Command, Step};
 
 /// `PATH` when the image sets none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,6 +48,29 @@ pub fn argv(
             Ok(argv)
         }
     }
+}
+
+/// What a step needs from its image, checked before any step of the run
+/// starts: its user, its working directory, and something to run.
+pub fn preflight(step: &Step, image: &PreparedImage) -> Result<(), String> {
+    let config = &image.config;
+    resolve_user(step.user.as_deref().unwrap_or(&config.user), &image.rootfs)?;
+    let cwd = workdir(step.workdir.as_deref(), config);
+    let full = image.rootfs.join(cwd.trim_start_matches('/'));
+    if !full.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(format!(
+            "the working directory `{cwd}` is not a directory in the image"
+        ));
+    }
+    let runs_nothing = matches!(step.command, Command::Image)
+        && config.entrypoint.is_empty()
+        && config.cmd.is_empty();
+    if runs_nothing {
+        return Err(
+            "the step has no `run:` or `argv:` and the image has no entrypoint or cmd".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The working directory inside the container.

@@ -1,7 +1,7 @@
 //! The scheduler: runs step instances as soon as their inputs exist and
 //! resources allow, applies the failure policy, and stops cleanly on signals.
 
-mod exec;
+pub mod exec;
 mod job;
 mod outputs;
 mod progress;
