@@ -310,7 +310,7 @@ fn an_interrupt_stops_running_steps_and_leaves_nothing_running() {
          outputs: {{ o: p.txt }}\n    run: cp ${{inputs.i}} p.txt\n"
     );
     env.write("p.yaml", &yaml);
-    let mut child = env
+    let child = env
         .command()
         .args(["run", "p.yaml", "--out", "out"])
         .stderr(std::process::Stdio::piped())
