@@ -45,6 +45,9 @@ fn a_wrong_digest_names_both_digests() {
     let fresh = Env::new();
     copy_dir(&env.path().join("layout"), &fresh.path().join("layout"));
     fresh.write("p.yaml", &pipeline(&format!("oci:layout:latest@{wrong}")));
+    let validate = fresh.seal(&["validate", "p.yaml"]);
+    assert_fails(&validate, 3, "p.yaml:4:7: image `bb`");
+    assert_fails(&validate, 3, &actual);
     run_refused(&fresh, &[&wrong, &actual]);
 }
 

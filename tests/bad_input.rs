@@ -202,8 +202,16 @@ fn a_step_its_image_cannot_run_is_refused_before_anything_runs() {
     );
     env.write("p.yaml", &yaml);
     let output = env.seal(&["run", "p.yaml", "--out", "out", "--keep-going"]);
-    assert_fails(&output, 2, "p.yaml:9:3: step `who` (image `bb`): user `nobody`");
-    assert_fails(&output, 2, "step `where` (image `bb`): the working directory `/nonexistent`");
+    assert_fails(
+        &output,
+        2,
+        "p.yaml:9:3: step `who` (image `bb`): user `nobody`",
+    );
+    assert_fails(
+        &output,
+        2,
+        "step `where` (image `bb`): the working directory `/nonexistent`",
+    );
     assert!(text(&output.stderr).contains("nothing ran"));
     assert!(!env.path().join("out/results/o.txt").exists());
 }

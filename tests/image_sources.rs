@@ -293,8 +293,12 @@ fn a_pinned_image_in_the_store_is_used_whatever_its_name() {
     assert_eq!(by_name["rootfs"], by_other_name["rootfs"]);
 
     let missing = format!("sha256:{}", "2".repeat(64));
-    let stderr = env.prepare_fails(&format!("local/bb@{missing}"));
+    let stderr = env.prepare_fails(&format!("other/name@{missing}"));
     assert!(stderr.contains("is not in the store"), "{stderr}");
+    // A name the store knows under another digest is pointed at.
+    let stderr = env.prepare_fails(&format!("local/bb@{missing}"));
+    assert!(stderr.contains(&format!("has no image local/bb@{missing}")), "{stderr}");
+    assert!(stderr.contains(&format!("the store has local/bb@{digest}")), "{stderr}");
     let stderr = env.prepare_fails("local/bb");
     assert!(stderr.contains("is not pinned by a digest"), "{stderr}");
     let stderr = env.prepare_fails("Local/BB@sha256:abc");

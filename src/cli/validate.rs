@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{CliError, EXIT_INPUT, Outcome};
+use super::output::{CliError, EXIT_IMAGE, EXIT_INPUT, Outcome};
 use crate::pipeline::{self, LoadOptions};
 
 #[derive(Debug, Args)]
@@ -31,6 +31,7 @@ pub fn run(args: ValidateArgs) -> Result<Option<Outcome>, CliError> {
     };
     let loaded = pipeline::load(&args.pipeline, &options).map_err(input_error)?;
     let plan = crate::dag::plan(&loaded).map_err(input_error)?;
+    check_images(&loaded)?;
     let steps = loaded.steps.len();
     let instances = plan.instances.len();
     println!(
@@ -39,6 +40,30 @@ pub fn run(args: ValidateArgs) -> Result<Option<Outcome>, CliError> {
         loaded.images.len()
     );
     Ok(None)
+}
+
+/// Checks that every image can be prepared (in the store, or in its layout or
+/// archive), without copying or unpacking anything.
+fn check_images(pipeline: &pipeline::Pipeline) -> Result<(), CliError> {
+    let store = crate::image::Store::open(None).map_err(|e| CliError::new(EXIT_IMAGE, e))?;
+    let mut reports = Vec::new();
+    for image in &pipeline.images {
+        if let Err(error) = store.check_available(&image.reference) {
+            let place = format!(
+                "{}:{}:{}",
+                pipeline.source.path.display(),
+                image.pos.line,
+                image.pos.column
+            );
+            let context = format!("{place}: image `{}` ({})", image.name, image.written);
+            reports.push(miette::Report::new(error).wrap_err(context));
+        }
+    }
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let summary = format!("{} image(s) cannot be prepared", reports.len());
+    Err(CliError::many(EXIT_IMAGE, reports, summary))
 }
 
 /// A pipeline problem as a user-facing error.

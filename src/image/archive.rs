@@ -146,6 +146,24 @@ pub(crate) fn fetch(store: &Store, file: &Path, pin: &Digest) -> Result<Digest, 
     Err(pin_not_found(&archive, pin, ids))
 }
 
+/// Checks that the archive holds the image with ID (or manifest digest) `pin`.
+pub(crate) fn check(archive: &DockerArchive, pin: &Digest) -> Result<(), ImageError> {
+    let mut ids = Vec::new();
+    for image in &read_manifest_json(archive)? {
+        let id = Digest::of_bytes(&archive_file(archive, &image.config)?);
+        if id == *pin {
+            return Ok(());
+        }
+        ids.push(id);
+    }
+    if archive.files.contains_key("index.json")
+        && archive.resolve(&source::blob_path(pin)).is_some()
+    {
+        return Ok(());
+    }
+    Err(pin_not_found(archive, pin, ids))
+}
+
 /// The image ID of an archive that holds exactly one image.
 pub(crate) fn only_image_id(archive: &DockerArchive) -> Result<Digest, ImageError> {
     let images = read_manifest_json(archive)?;

@@ -80,6 +80,19 @@ pub(crate) fn fetch(
     copy_image(store, source, pin)
 }
 
+/// Checks that the layout holds `pin` (under `tag`, if given) without copying anything.
+pub(crate) fn check(
+    source: &dyn BlobSource,
+    tag: Option<&str>,
+    pin: &Digest,
+) -> Result<(), ImageError> {
+    let index = read_index(source)?;
+    match tag {
+        Some(tag) => check_tag(source, &index, tag, pin),
+        None => check_listed(source, &index, pin),
+    }
+}
+
 /// Makes sure `tag` resolves to `pin` (or to an index that contains `pin`).
 fn check_tag(
     source: &dyn BlobSource,

@@ -40,7 +40,7 @@ impl Store {
 
     /// The manifest the store has for `pin`: the pin itself when it is a manifest, the
     /// platform's manifest when it is an index, or the manifest recorded for an image ID.
-    fn find_manifest(&self, pin: &Digest) -> Result<Option<Digest>, ImageError> {
+    pub(crate) fn find_manifest(&self, pin: &Digest) -> Result<Option<Digest>, ImageError> {
         let by_image_id = self.manifest_for_config(pin)?;
         if let Some(manifest) = by_image_id.filter(|m| self.has_blob(m)) {
             return Ok(Some(manifest));
@@ -74,9 +74,7 @@ impl Store {
             ImageSource::DockerArchive { file } => archive::fetch(self, file, pin),
             // TODO: pull from registries (OCI distribution API); until then only images
             // already in the store can be used by name.
-            ImageSource::Registry { .. } => Err(ImageError::NotInStore {
-                reference: reference.to_string(),
-            }),
+            ImageSource::Registry { name, .. } => Err(self.not_in_store(reference, name)),
         }
     }
 

@@ -70,3 +70,48 @@ fn resolve_layout(dir: &LayoutDir, tag: &Option<String>) -> Result<Digest, Image
     };
     from_oci(descriptor.digest())
 }
+
+impl Store {
+    /// Checks, without copying or unpacking anything, that the pinned `reference` can
+    /// be prepared: it is in the store, or its layout or archive holds the pin.
+    pub fn check_available(&self, reference: &ImageRef) -> Result<(), ImageError> {
+        let pin = reference
+            .digest
+            .as_ref()
+            .ok_or_else(|| ImageError::Unpinned(reference.to_string()))?;
+        if self.find_manifest(pin)?.is_some() {
+            return Ok(());
+        }
+        match &reference.source {
+            ImageSource::OciLayout { dir, tag } => {
+                layout::check(&LayoutDir::new(dir), tag.as_deref(), pin)
+            }
+            ImageSource::DockerArchive { file } => archive::check(&DockerArchive::open(file)?, pin),
+            ImageSource::Registry { name, .. } => Err(self.not_in_store(reference, name)),
+        }
+    }
+
+    /// `NotInStore`, or `NotFound` naming the digests the store has under `name`.
+    pub(crate) fn not_in_store(&self, reference: &ImageRef, name: &str) -> ImageError {
+        let known: Vec<String> = self
+            .names()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(known, _)| known == name || known.starts_with(&format!("{name}:")))
+            .map(|(known, digest)| format!("{known}@{digest}"))
+            .collect();
+        if known.is_empty() {
+            return ImageError::NotInStore {
+                reference: reference.to_string(),
+            };
+        }
+        ImageError::NotFound {
+            origin: format!("the image store {}", self.root().display()),
+            what: format!("image {reference}"),
+            hint: Some(format!(
+                "the store has {}; run `seal lock` or fix the digest",
+                known.join(", ")
+            )),
+        }
+    }
+}
