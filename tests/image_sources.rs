@@ -297,8 +297,14 @@ fn a_pinned_image_in_the_store_is_used_whatever_its_name() {
     assert!(stderr.contains("is not in the store"), "{stderr}");
     // A name the store knows under another digest is pointed at.
     let stderr = env.prepare_fails(&format!("local/bb@{missing}"));
-    assert!(stderr.contains(&format!("has no image local/bb@{missing}")), "{stderr}");
-    assert!(stderr.contains(&format!("the store has local/bb@{digest}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("has no image local/bb@{missing}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("the store has local/bb@{digest}")),
+        "{stderr}"
+    );
     let stderr = env.prepare_fails("local/bb");
     assert!(stderr.contains("is not pinned by a digest"), "{stderr}");
     let stderr = env.prepare_fails("Local/BB@sha256:abc");

@@ -2,7 +2,7 @@
 
 use serde_json::Value as Json;
 
-use super::template::{Ref, Template};
+use super::template::{Ref, Segment, Template};
 
 /// Looks up `path` (e.g. `["samples", "0"]`) in the parameters.
 pub fn lookup<'a>(params: &'a serde_json::Map<String, Json>, path: &[String]) -> Option<&'a Json> {
@@ -48,6 +48,53 @@ pub fn join_words(words: &[String], join: Join) -> String {
             .map(|w| shell_quote(w))
             .collect::<Vec<_>>()
             .join(" "),
+    }
+}
+
+/// How far a POSIX shell script written so far is inside quotes, so that a
+/// value inserted next can be quoted for its place.
+#[derive(Clone, Copy, Debug, Default)]
+struct ShellQuoting {
+    single: bool,
+    double: bool,
+    escaped: bool,
+}
+
+impl ShellQuoting {
+    /// Follows quotes and backslashes through literal script text.
+    fn advance(&mut self, text: &str) {
+        for c in text.chars() {
+            if self.escaped {
+                self.escaped = false;
+            } else if self.single {
+                self.single = c != '\'';
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == '"' {
+                self.double = !self.double;
+            } else if c == '\'' && !self.double {
+                self.single = true;
+            }
+        }
+    }
+
+    /// The words of a value, quoted for the current place.
+    fn quote(&self, words: &[String]) -> String {
+        let text = words.join(" ");
+        if self.single {
+            text.replace('\'', "'\\''")
+        } else if self.double {
+            let mut quoted = String::with_capacity(text.len());
+            for c in text.chars() {
+                if matches!(c, '"' | '\\' | '$' | '`') {
+                    quoted.push('\\');
+                }
+                quoted.push(c);
+            }
+            quoted
+        } else {
+            join_words(words, Join::Shell)
+        }
     }
 }
 
@@ -112,9 +159,27 @@ impl Scope<'_> {
             .ok_or_else(|| RenderError(format!("{reference}: the step has no such output")))
     }
 
-    /// Renders a template into one string, joining lists as `join` says.
+    /// Renders a template into one string, joining lists as `join` says. For
+    /// `Join::Shell` a value is quoted for where it lands in the script: bare,
+    /// inside double quotes, or inside single quotes.
     pub fn render(&self, template: &Template, join: Join) -> Result<String, RenderError> {
-        template.render(|reference| Ok(join_words(&self.words(reference)?, join)))
+        if join == Join::Plain {
+            return template.render(|reference| Ok(join_words(&self.words(reference)?, join)));
+        }
+        let mut out = String::with_capacity(template.source.len());
+        let mut quoting = ShellQuoting::default();
+        for segment in &template.segments {
+            match segment {
+                Segment::Text(text) => {
+                    quoting.advance(text);
+                    out.push_str(text);
+                }
+                Segment::Ref { reference, .. } => {
+                    out.push_str(&quoting.quote(&self.words(reference)?));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Renders a template into words: a template that is exactly one list
@@ -176,6 +241,16 @@ mod tests {
         assert_eq!(
             scope.render(&t, Join::Shell).unwrap(),
             "cat a.fq 'b 2.fq' A 'B c' -k 19"
+        );
+        let item = json!("it's \"$x\"");
+        let in_quotes = Scope {
+            item: Some(&item),
+            ..scope
+        };
+        let quoted = Template::parse(r#"x "${params.samples}" '${item}' "${item}""#);
+        assert_eq!(
+            in_quotes.render(&quoted.unwrap(), Join::Shell).unwrap(),
+            r#"x "A B c" 'it'\''s "$x"' "it's \"\$x\"""#
         );
         let single = Template::parse("${inputs.reads}").unwrap();
         assert_eq!(scope.render_words(&single).unwrap(), vec!["a.fq", "b 2.fq"]);
