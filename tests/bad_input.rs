@@ -215,3 +215,27 @@ fn a_step_its_image_cannot_run_is_refused_before_anything_runs() {
     assert!(text(&output.stderr).contains("nothing ran"));
     assert!(!env.path().join("out/results/o.txt").exists());
 }
+
+#[test]
+fn empty_files_other_versions_and_bad_sizes_say_so_plainly() {
+    let env = Env::new();
+    refused(&env, "", 2, &["the file is empty"]);
+    refused(
+        &env,
+        "seal: 2\nname: x\nsteps: {}\n",
+        2,
+        &["p.yaml:1:7: format version 2 is not supported: this seal reads version 1"],
+    );
+    refused(
+        &env,
+        &pipeline("  a:\n    image: bb\n    run: x\n    resources: { memory: lots }\n"),
+        2,
+        &["expected a size such as 512M"],
+    );
+    refused(
+        &env,
+        "seal: 1\nname: x\nname: y\nsteps: {}\n",
+        2,
+        &["duplicate mapping key: name\n"],
+    );
+}

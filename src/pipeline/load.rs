@@ -139,13 +139,21 @@ fn yaml_problem(source: &SourceFile, error: &serde_saphyr::Error) -> Problem {
     .with_help("fix the YAML syntax; a YAML linter or your editor's schema support can help")
 }
 
-/// The parser's message without its own `error: line L column C:` prefix.
+/// The parser's message without its own `error: line L column C:` prefix,
+/// and without advice meant for programmers using the parser.
 fn yaml_message(text: &str) -> String {
     let first = text.lines().next().unwrap_or_default();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    match first.split_once(": ") {
-        Some((place, rest)) if place.starts_with("line ") => rest.to_string(),
-        _ => first.to_string(),
+    let message = match first.split_once(": ") {
+        Some((place, rest)) if place.starts_with("line ") => rest,
+        _ => first,
+    };
+    if message.contains("budget breached") {
+        return "the document is too large or expands too much (aliases of aliases?)".into();
+    }
+    match message.split_once(", set DuplicateKeyPolicy") {
+        Some((before, _)) => before.to_string(),
+        None => message.to_string(),
     }
 }
 

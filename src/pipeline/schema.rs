@@ -20,6 +20,10 @@ fn validator() -> &'static jsonschema::Validator {
 /// Checks `root` against the schema, adding one problem per violation.
 pub fn check(root: &Node, problems: &mut Problems) {
     let instance = root.to_json();
+    if let Some(problem) = before_schema(root, &instance) {
+        problems.push(problem);
+        return;
+    }
     let mut found: Vec<(String, String)> = validator()
         .iter_errors(&instance)
         .map(|error| {
@@ -37,6 +41,26 @@ pub fn check(root: &Node, problems: &mut Problems) {
     }
 }
 
+/// Problems that make the schema's own messages pointless: an empty file, or
+/// a format version this seal does not read.
+fn before_schema(root: &Node, instance: &serde_json::Value) -> Option<Problem> {
+    if instance.is_null() {
+        let problem = Problem::general("the file is empty".to_string());
+        return Some(problem.with_help("a pipeline starts with `seal: 1`; see docs/pipeline.md"));
+    }
+    let version = root.get("seal")?;
+    let value = version.to_json();
+    if !value.is_number() || value == serde_json::json!(1) {
+        return None;
+    }
+    let problem = Problem::at(
+        version.pos,
+        format!("format version {value} is not supported: this seal reads version 1"),
+        "this version",
+    );
+    Some(problem.with_help("use a seal that reads this version, or write the file for version 1"))
+}
+
 fn problem_at(root: &Node, pointer: &str, message: &str) -> Problem {
     let parent = root.at_pointer(pointer);
     // Point at an unexpected key itself rather than at the mapping holding it.
@@ -48,17 +72,25 @@ fn problem_at(root: &Node, pointer: &str, message: &str) -> Problem {
     } else {
         format!("`{}`", pointer.trim_start_matches('/').replace('/', "."))
     };
+    let what = expected_value(pointer).map_or_else(|| shorten(message), str::to_string);
     let problem = Problem::at(
         node.pos,
-        format!(
-            "{place} does not match the pipeline schema: {}",
-            shorten(message)
-        ),
+        format!("{place} does not match the pipeline schema: {what}"),
         "here",
     );
     match hint_for(message) {
         Some(hint) => problem.with_help(hint),
         None => problem.with_help("see schemas/pipeline.schema.json and docs/pipeline.md"),
+    }
+}
+
+/// Plain words for values whose schema is a `oneOf`, whose own message says
+/// only that no branch matched.
+fn expected_value(pointer: &str) -> Option<&'static str> {
+    match pointer.rsplit('/').next()? {
+        "memory" => Some("expected a size such as 512M, 2G or 1.5GiB, or a number of bytes"),
+        "time" => Some("expected a duration such as 90s, 30m or 1h30m, or a number of seconds"),
+        _ => None,
     }
 }
 
