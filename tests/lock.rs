@@ -57,7 +57,7 @@ fn editing_the_image_line_makes_the_lock_entry_stale() {
     assert_fails(
         &env.seal(&["validate", "p.yaml"]),
         2,
-        "is not pinned by digest",
+        "pins `local/bb:1`, but the pipeline now says `local/bb:2`",
     );
 }
 

@@ -47,12 +47,17 @@ fn check_images(pipeline: &Pipeline, problems: &mut Problems) {
             continue;
         }
         let lock = super::lock::lock_path_for(&pipeline.source.path);
-        let problem = Problem::at(
-            image.pos,
-            format!("image `{}` is not pinned by digest", image.name),
-            "no @sha256:<digest>",
-        )
-        .with_help(format!(
+        let message = match &image.stale_lock {
+            Some(locked) => format!(
+                "image `{}` is not pinned by digest: `{}` pins `{locked}`, but the pipeline \
+                 now says `{}`",
+                image.name,
+                lock.display(),
+                image.written
+            ),
+            None => format!("image `{}` is not pinned by digest", image.name),
+        };
+        let problem = Problem::at(image.pos, message, "no @sha256:<digest>").with_help(format!(
             "append @sha256:<digest> to the reference (`seal image import` prints it for \
              local images), or run `seal lock {}` to pin it in `{}`",
             pipeline.source.path.display(),

@@ -234,12 +234,18 @@ impl Builder<'_> {
                 }
                 _ => (parsed, false),
             };
+            let stale_lock = self
+                .lock
+                .and_then(|lock| lock.content.images.get(&name))
+                .filter(|entry| entry.reference != written)
+                .map(|entry| entry.reference.clone());
             images.push(ImageDecl {
                 name,
                 written,
                 reference,
                 pos: value.pos,
                 pinned_by_lock,
+                stale_lock,
             });
         }
         images

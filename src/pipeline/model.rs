@@ -64,6 +64,9 @@ pub struct ImageDecl {
     pub reference: ImageRef,
     pub pos: Pos,
     pub pinned_by_lock: bool,
+    /// The reference the lock file has for this image when it no longer
+    /// matches what the pipeline writes.
+    pub stale_lock: Option<String>,
 }
 
 /// How a step's process is started.
