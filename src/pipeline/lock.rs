@@ -52,9 +52,7 @@ impl Lock {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => {
-                return Err(Box::new(Problem::general(format!(
-                    "failed to read {error}"
-                ))));
+                return Err(Box::new(Problem::general(format!("lock file: {error}"))));
             }
         };
         let content: LockContent = serde_json::from_str(&text)
