@@ -15,6 +15,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     adapterremoval-examples bowtie-examples python-pysam-tests \
     fastqc adapterremoval bwa samtools bcftools tabix mapdamage mosdepth \
-    python3 python3-pysam libhts-dev \
+    python3 python3-pysam python3-yaml libhts-dev \
     dpkg tar gzip coreutils findutils ca-certificates >/dev/null
 echo "install-host-tools: done" >&2
