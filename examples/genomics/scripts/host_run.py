@@ -18,10 +18,17 @@ seal's semantics:
   `$${` escapes; a foreach step reading a foreach step's output over the
   same list gets the matching item's files, any other step gets all of them.
 
-What it does not do: images, isolation, caching, parallelism, resources.
+With --images BUILD (the output folder of images/build.sh), each step runs
+in its image's root file system instead of on the host: the root bound
+read-only, the step's directory bound at /tmp and made the working
+directory, a fresh /proc, a minimal /dev, no network, entered with chroot inside an
+unprivileged user namespace (unshare). Close to what seal will do, minus
+seal's own runtime.
+
+What it does not do: OCI images, caching, parallelism, resources.
 Needs python3-yaml.
 
-usage: host_run.py PIPELINE.yaml WORKDIR
+usage: host_run.py [--images BUILD] PIPELINE.yaml WORKDIR
 """
 
 import glob
@@ -100,7 +107,8 @@ def step_order(steps):
 
 
 class Runner:
-    def __init__(self, pipeline_path, workdir):
+    def __init__(self, pipeline_path, workdir, images=None):
+        self.images = os.path.abspath(images) if images else None
         with open(pipeline_path, encoding="utf-8") as handle:
             self.doc = yaml.safe_load(handle)
         self.base = os.path.dirname(os.path.abspath(pipeline_path))
@@ -168,11 +176,13 @@ class Runner:
         command = substitute(step["run"], scope)
         env = {"PATH": "/usr/bin:/bin", "HOME": sandbox, "LC_ALL": "C", "TMPDIR": sandbox}
         env.update({k: str(v) for k, v in (step.get("env") or {}).items()})
+        argv = ["/bin/sh", "-c", command]
+        if self.images:
+            argv, env = self.in_image(step["image"], sandbox, command, env)
         started = time.monotonic()
         with open(os.path.join(sandbox, ".stdout"), "wb") as out, \
                 open(os.path.join(sandbox, ".stderr"), "wb") as err:
-            code = subprocess.call(["/bin/sh", "-c", command], cwd=sandbox, env=env,
-                                   stdout=out, stderr=err)
+            code = subprocess.call(argv, cwd=sandbox, env=env, stdout=out, stderr=err)
         elapsed = time.monotonic() - started
         label = name if key is None else f"{name}[{key}]"
         if code != 0:
@@ -184,6 +194,31 @@ class Runner:
         self.publish(name, key, label, sandbox, outputs)
         self.timings.append((label, elapsed))
         print(f"  {label:<24} {elapsed:6.2f} s", file=sys.stderr)
+
+    def in_image(self, image, sandbox, command, env):
+        """argv and environment that run `command` in the image's root."""
+        root = os.path.join(self.images, image, "rootfs")
+        if not os.path.isfile(os.path.join(root, "bin", "sh")) and not os.path.islink(
+                os.path.join(root, "bin", "sh")):
+            fail(f"no image root {root}: run images/build.sh {image}")
+        inner_env = {k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")}
+        inner_env.update({"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+                          "HOME": "/tmp", "TMPDIR": "/tmp"})
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(inner_env.items()))
+        setup = (
+            f"mount --bind {shlex.quote(root)} {shlex.quote(root)}"
+            f" && mount -o remount,bind,ro {shlex.quote(root)}"
+            f" && mount --bind {shlex.quote(sandbox)} {shlex.quote(root)}/tmp"
+            f" && mount -t proc proc {shlex.quote(root)}/proc"
+            f" && mount -t tmpfs -o mode=755 tmpfs {shlex.quote(root)}/dev"
+            f" && for d in null zero full random urandom; do touch {shlex.quote(root)}/dev/$d"
+            f" && mount --bind /dev/$d {shlex.quote(root)}/dev/$d || exit 1; done"
+            f" && exec chroot {shlex.quote(root)} /usr/bin/env -i {exports}"
+            f" /bin/sh -c {shlex.quote('cd /tmp && ' + command)}"
+        )
+        argv = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--net", "--fork",
+                "/bin/sh", "-c", setup]
+        return argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
     def publish(self, name, key, label, sandbox, outputs):
         published = {}
@@ -211,9 +246,13 @@ class Runner:
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    images = None
+    if len(args) == 4 and args[0] == "--images":
+        images, args = args[1], args[2:]
+    if len(args) != 2:
         sys.exit(__doc__.strip().splitlines()[-1])
-    Runner(sys.argv[1], sys.argv[2]).run()
+    Runner(args[0], args[1], images).run()
 
 
 if __name__ == "__main__":
