@@ -2,7 +2,8 @@
 # Build the genomics example's tool images as root file systems, offline-
 # reproducibly, from pinned Debian bookworm packages.
 #
-#   images/build.sh [TOOL...]            build (default: every TOOL/recipe here)
+#   images/build.sh [TOOL...]            build (default: every TOOL/recipe here
+#                                        except those marked OPTIONAL=yes)
 #   images/build.sh --relock TOOL...     re-resolve TOOL's packages against the
 #                                        mirror and rewrite TOOL/lock.txt
 #   images/build.sh --force TOOL...      rebuild even if up to date
@@ -43,10 +44,11 @@ sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
 # Load TOOL/recipe: PACKAGES (resolved with their dependencies), NODEPS
 # (taken alone: lets a recipe leave out a dependency it does not need),
-# VERSION, SMOKE (a command that must succeed in the root) and finish().
+# VERSION, SMOKE (a command that must succeed in the root), OPTIONAL (yes:
+# built only when named) and finish() (run with ROOT set, after unpacking).
 load_recipe() {
     [ -f "$here/$1/recipe" ] || die "no recipe for '$1' (expected $here/$1/recipe)"
-    PACKAGES= NODEPS= VERSION= SMOKE=
+    PACKAGES= NODEPS= VERSION= SMOKE= OPTIONAL=
     finish() { :; }
     . "$here/$1/recipe"
     [ -n "$PACKAGES$NODEPS" ] || die "$1/recipe names no packages"
@@ -229,8 +231,11 @@ build_one() {
         "root ${size} MB, tar sha256 $(cat "$out/$tool.tar.sha256")"
 }
 
+# Every TOOL with a recipe, less those marked OPTIONAL=yes.
 all_tools() {
-    for recipe in "$here"/*/recipe; do basename "$(dirname "$recipe")"; done
+    for recipe in "$here"/*/recipe; do
+        grep -q '^OPTIONAL=yes' "$recipe" || basename "$(dirname "$recipe")"
+    done
 }
 
 mode=build force=no

@@ -31,10 +31,17 @@ check_sha() { # FILE SHA256
     [ "$actual" = "$2" ] || die "$1 has sha256 $actual, expected $2"
 }
 
-for f in "$PYSAM_DATA/ex1.fa" "$PYSAM_DATA/ex1.sam.gz" "$ECOLI" \
-    "$AR_EXAMPLES/reads_1.fq.gz" "$AR_EXAMPLES/reads_2.fq.gz"; do
+# The Debian-shipped sources, by the sha256 of the versions named above.
+while read -r sum f; do
     [ -f "$f" ] || die "missing $f: run scripts/install-host-tools.sh first"
-done
+    check_sha "$f" "$sum"
+done <<EOF
+28f45a98729da0591c4df29a17d68110bfbd0a1b9e5980748d0d96e6b781cbd0 $PYSAM_DATA/ex1.fa
+1a7d94b272a5217ac59e1173f316d11aa4f5b6b46870243277d0c81f40724900 $PYSAM_DATA/ex1.sam.gz
+b5f5e726fa79caeeb12c19f3697faf7af437f57daf4195419056d639fb36a334 $ECOLI
+0be1308eda6d81396887a51ac51a806121946b6d0fa5968a36d0f8e7a7ddb4f4 $AR_EXAMPLES/reads_1.fq.gz
+9dfd7cd29476b3b9ee737e16bcd66152f5f1b364727a73fcf3acf06a79e32e71 $AR_EXAMPLES/reads_2.fq.gz
+EOF
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -8,34 +8,53 @@
 #             60-100x mean depth, every truth SNP called and no other;
 #   sample B: real modern reads, so no damage signal.
 #
-#   scripts/prototype.sh [--keep]     --keep leaves the temp dir in place
+#   scripts/prototype.sh [--keep] [--images]
+#     --keep    leave the temp dir in place
+#     --images  run each step in its image's root (images/build.sh builds
+#               them) instead of with the host's tools
 # Tools: scripts/install-host-tools.sh (as root) installs them.
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-keep=${1:-}
+keep= images=
+for arg in "$@"; do
+    case $arg in
+    --keep) keep=yes ;;
+    --images) images=yes ;;
+    *) echo "usage: prototype.sh [--keep] [--images]" >&2; exit 2 ;;
+    esac
+done
 
 missing=
-for tool in fastqc AdapterRemoval bwa samtools bcftools mapDamage mosdepth; do
-    command -v "$tool" >/dev/null 2>&1 || PATH=/usr/bin:/bin command -v "$tool" >/dev/null \
-        || missing="$missing $tool"
-done
-/usr/bin/python3 -c 'import pysam, yaml' 2>/dev/null || missing="$missing python3-pysam/python3-yaml"
+if [ -z "$images" ]; then
+    for tool in fastqc AdapterRemoval bwa samtools bcftools mapDamage mosdepth; do
+        PATH=/usr/bin:/bin command -v "$tool" >/dev/null || missing="$missing $tool"
+    done
+    /usr/bin/python3 -c 'import pysam' 2>/dev/null || missing="$missing python3-pysam"
+fi
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$missing python3-yaml"
 if [ -n "$missing" ]; then
     echo "prototype: missing on this host:$missing; run scripts/install-host-tools.sh as root" >&2
     exit 1
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/seal-genomics-prototype.XXXXXX")
-if [ "$keep" = "--keep" ]; then
+if [ -n "$keep" ]; then
     echo "prototype: working in $work (kept)" >&2
 else
     trap 'rm -rf "$work"' EXIT
 fi
 
 start=$(date +%s)
-echo "prototype: running pipeline.yaml steps on the host" >&2
-/usr/bin/python3 "$here/scripts/host_run.py" "$here/pipeline.yaml" "$work"
+if [ -n "$images" ]; then
+    echo "prototype: running pipeline.yaml steps in the image roots" >&2
+    "$here/images/build.sh"
+    /usr/bin/python3 "$here/scripts/host_run.py" --images "${SEAL_GENOMICS_BUILD:-$here/images/build}" \
+        "$here/pipeline.yaml" "$work"
+else
+    echo "prototype: running pipeline.yaml steps on the host" >&2
+    /usr/bin/python3 "$here/scripts/host_run.py" "$here/pipeline.yaml" "$work"
+fi
 end=$(date +%s)
 
 echo "prototype: checking the expected figures" >&2
