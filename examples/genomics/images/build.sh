@@ -88,22 +88,31 @@ relock() {
 }
 
 # Make sure every .deb of TOOL's lock is in the cache with its recorded hash.
+# Missing ones are downloaded by exact version in one apt-get call (one call
+# per package costs ~1 s each), then each is checked on its own.
 fetch() {
     tool=$1
     lock=$here/$tool/lock.txt
     [ -f "$lock" ] || die "$tool has no lock.txt: run 'images/build.sh --relock $tool' (as root)"
     mkdir -p "$debs/partial"
+    wanted=$(grep -v '^#' "$lock" | while read -r pkg version arch sum file; do
+        if [ ! -f "$debs/$file" ] || [ "$(sha256 "$debs/$file")" != "$sum" ]; then
+            echo "$pkg:$arch=$version"
+        fi
+    done)
+    [ -n "$wanted" ] || return 0
+    say "$tool: downloading $(echo "$wanted" | wc -l) .debs"
+    (cd "$debs/partial" && apt-get -q download $wanted >/dev/null 2>&1) || true
     grep -v '^#' "$lock" | while read -r pkg version arch sum file; do
         if [ -f "$debs/$file" ] && [ "$(sha256 "$debs/$file")" = "$sum" ]; then
             continue
         fi
-        rm -f "$debs/partial/$file"
-        if ! (cd "$debs/partial" && apt-get -q download "$pkg:$arch=$version" >/dev/null 2>&1) \
-            || [ ! -f "$debs/partial/$file" ]; then
+        if [ ! -f "$debs/partial/$file" ]; then
             die "$tool: the Debian mirror no longer serves $pkg $version ($arch).
-  The mirror keeps only the current point release. Either put $file
-  (sha256 $sum) into $debs/ (e.g. from snapshot.debian.org) and run
-  again, or re-pin the image to what the mirror serves now with
+  The mirror keeps only the current point release. Either put
+  $file (sha256 $sum)
+  into $debs/ (e.g. from snapshot.debian.org) and run again, or re-pin
+  the image to what the mirror serves now with
   'images/build.sh --relock $tool' (as root; this changes the image).
   If apt has no package lists yet, run 'apt-get update' first."
         fi

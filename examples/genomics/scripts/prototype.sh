@@ -71,4 +71,19 @@ cd "$work/results"
     --expect B:mapped_pct=80..100 \
     --expect B:breadth_pct=90..100 \
     A.summary.tsv B.summary.tsv "$here/data/A/A.truth.tsv"
+
+# The check must also be able to fail: a truth set with one SNP moved (one
+# truth variant missed, one call now false) has to be rejected by name.
+echo "prototype: checking that a wrong truth set fails the check" >&2
+mkdir -p "$work/doctored"
+sed 's/^16256\tC\tT$/16257\tC\tT/' "$here/data/A/A.truth.tsv" > "$work/doctored/A.truth.tsv"
+if /usr/bin/python3 "$here/scripts/check.py" --out "$work/doctored/summary.tsv" \
+    A.summary.tsv B.summary.tsv "$work/doctored/A.truth.tsv" >/dev/null 2>"$work/doctored/err"; then
+    echo "prototype: FAILED: check.py accepted a truth set it should reject" >&2
+    exit 1
+fi
+grep -q 'missed truth variant 16257 C>T' "$work/doctored/err" \
+    && grep -q 'false call 16256 C>T' "$work/doctored/err" \
+    || { cat "$work/doctored/err" >&2; echo "prototype: FAILED: check.py did not name the problems" >&2; exit 1; }
+echo "prototype: ok, it failed naming 16257 C>T as missed and 16256 C>T as false" >&2
 echo "prototype: passed in $((end - start)) s of pipeline time; results: $(du -sh . | cut -f1)" >&2
