@@ -48,7 +48,7 @@ sha256() { sha256sum "$1" | cut -d' ' -f1; }
 # built only when named) and finish() (run with ROOT set, after unpacking).
 load_recipe() {
     [ -f "$here/$1/recipe" ] || die "no recipe for '$1' (expected $here/$1/recipe)"
-    PACKAGES= NODEPS= VERSION= SMOKE= OPTIONAL=
+    PACKAGES='' NODEPS='' VERSION='' SMOKE='' OPTIONAL=''
     finish() { :; }
     . "$here/$1/recipe"
     [ -n "$PACKAGES$NODEPS" ] || die "$1/recipe names no packages"

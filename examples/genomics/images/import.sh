@@ -14,6 +14,9 @@ tools=${*:-$(for r in "$here"/*/recipe; do
     grep -q '^OPTIONAL=yes' "$r" || basename "$(dirname "$r")"; done)}
 for tool in $tools; do
     version=$(sed -n 's/^VERSION=//p' "$here/$tool/recipe")
-    [ -d "$build/$tool/rootfs" ] || { echo "import.sh: $tool is not built: run images/build.sh $tool" >&2; exit 1; }
+    if [ ! -d "$build/$tool/rootfs" ]; then
+        echo "import.sh: $tool is not built: run images/build.sh $tool" >&2
+        exit 1
+    fi
     "$seal" image import "$build/$tool/rootfs" --tag "seal-examples/$tool:$version"
 done

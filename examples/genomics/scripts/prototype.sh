@@ -16,7 +16,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-keep= images=
+keep='' images=''
 for arg in "$@"; do
     case $arg in
     --keep) keep=yes ;;
@@ -49,8 +49,8 @@ start=$(date +%s)
 if [ -n "$images" ]; then
     echo "prototype: running pipeline.yaml steps in the image roots" >&2
     "$here/images/build.sh"
-    /usr/bin/python3 "$here/scripts/host_run.py" --images "${SEAL_GENOMICS_BUILD:-$here/images/build}" \
-        "$here/pipeline.yaml" "$work"
+    build=${SEAL_GENOMICS_BUILD:-$here/images/build}
+    /usr/bin/python3 "$here/scripts/host_run.py" --images "$build" "$here/pipeline.yaml" "$work"
 else
     echo "prototype: running pipeline.yaml steps on the host" >&2
     /usr/bin/python3 "$here/scripts/host_run.py" "$here/pipeline.yaml" "$work"
@@ -82,8 +82,11 @@ if /usr/bin/python3 "$here/scripts/check.py" --out "$work/doctored/summary.tsv" 
     echo "prototype: FAILED: check.py accepted a truth set it should reject" >&2
     exit 1
 fi
-grep -q 'missed truth variant 16257 C>T' "$work/doctored/err" \
-    && grep -q 'false call 16256 C>T' "$work/doctored/err" \
-    || { cat "$work/doctored/err" >&2; echo "prototype: FAILED: check.py did not name the problems" >&2; exit 1; }
+if ! grep -q 'missed truth variant 16257 C>T' "$work/doctored/err" \
+    || ! grep -q 'false call 16256 C>T' "$work/doctored/err"; then
+    cat "$work/doctored/err" >&2
+    echo "prototype: FAILED: check.py did not name the problems" >&2
+    exit 1
+fi
 echo "prototype: ok, it failed naming 16257 C>T as missed and 16256 C>T as false" >&2
 echo "prototype: passed in $((end - start)) s of pipeline time; results: $(du -sh . | cut -f1)" >&2
