@@ -5,64 +5,35 @@
 //! reference written in a pipeline, [`Store::open`] to find the store, and
 //! [`Store::prepare`] to turn a pinned reference into a verified, unpacked
 //! [`PreparedImage`].
+//!
+//! Inside: `reference` parses references, `store` keeps blobs and names, `layout` and
+//! `archive` read OCI layouts and `docker save` archives, `manifest` understands image
+//! documents, `unpack` applies layers safely, `rootfs` builds the flattened trees, and
+//! `import` turns a directory into an image.
 
-use std::path::{Path, PathBuf};
+mod archive;
+mod digest;
+mod error;
+pub mod import;
+mod layout;
+mod manifest;
+mod prepare;
+mod progress;
+mod reference;
+mod resolve;
+mod rootfs;
+mod source;
+mod store;
+mod unpack;
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A content digest, always written `sha256:<64 lower-case hex>`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Digest(String);
-
-impl Digest {
-    /// Parses `sha256:<64 hex>`.
-    pub fn parse(text: &str) -> Result<Digest, ImageError> {
-        let hex = text
-            .strip_prefix("sha256:")
-            .ok_or_else(|| ImageError::BadDigest(text.to_string()))?;
-        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
-            return Err(ImageError::BadDigest(text.to_string()));
-        }
-        Ok(Digest(text.to_string()))
-    }
-
-    /// The digest of `bytes`.
-    pub fn of_bytes(bytes: &[u8]) -> Digest {
-        use sha2::Digest as _;
-        Digest(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
-    }
-
-    /// The 64 hex characters, without the algorithm prefix.
-    pub fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
-    }
-
-    /// The full `sha256:<hex>` text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for Digest {
-    type Error = ImageError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Digest::parse(&value)
-    }
-}
-
-impl From<Digest> for String {
-    fn from(value: Digest) -> String {
-        value.0
-    }
-}
+pub use digest::Digest;
+pub use error::ImageError;
+pub use reference::DEFAULT_REGISTRY;
+pub use store::{Store, default_home};
 
 /// Where an image comes from, as written in a pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,47 +76,8 @@ pub struct PreparedImage {
     pub config: ImageConfig,
     /// The flattened root file system; shared, never written by a step.
     pub rootfs: PathBuf,
-}
-
-/// Errors from reading, verifying, storing or unpacking images.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("`{0}` is not a valid digest: expected sha256:<64 lower-case hex digits>")]
-    BadDigest(String),
-    #[error("failed to access `{path}`")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// The content-addressed image store.
-#[derive(Clone, Debug)]
-pub struct Store {
-    root: PathBuf,
-}
-
-impl Store {
-    /// Opens (creating if needed) the store at `SEAL_HOME`, or the default location.
-    pub fn open(home: Option<&Path>) -> Result<Store, ImageError> {
-        let root = match home {
-            Some(path) => path.to_path_buf(),
-            None => default_home(),
-        };
-        Ok(Store { root })
-    }
-
-    /// The store's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-}
-
-/// `$SEAL_HOME`, else the user's data directory plus `seal`.
-pub fn default_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("SEAL_HOME") {
-        return PathBuf::from(home);
-    }
-    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("seal")
+    /// The home directory of the image's user (from the image's `/etc/passwd`; `/root` for
+    /// root), which exists in `rootfs` as a mount point. `None` when the user has none.
+    #[serde(default)]
+    pub home: Option<String>,
 }
