@@ -102,7 +102,14 @@ fetch() {
     done)
     [ -n "$wanted" ] || return 0
     say "$tool: downloading $(echo "$wanted" | wc -l) .debs"
-    (cd "$debs/partial" && apt-get -q download $wanted >/dev/null 2>&1) || true
+    if ! (cd "$debs/partial" && apt-get -q download $wanted >/dev/null 2>&1) \
+        && [ "$(id -u)" -eq 0 ] && [ -z "${apt_updated:-}" ]; then
+        # Often apt's package lists are missing or older than the locks' point
+        # release: refresh them once, as root, and try again.
+        say "$tool: apt-get download failed; running apt-get update and retrying"
+        apt-get update -qq && apt_updated=yes
+        (cd "$debs/partial" && apt-get -q download $wanted >/dev/null 2>&1) || true
+    fi
     grep -v '^#' "$lock" | while read -r pkg version arch sum file; do
         if [ -f "$debs/$file" ] && [ "$(sha256 "$debs/$file")" = "$sum" ]; then
             continue
