@@ -22,7 +22,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=${OUT:-seal-out/adna-mini}
-seal=$repo/target/release/seal
+seal=${CARGO_TARGET_DIR:-$repo/target}/release/seal
 # seal's Cargo.toml asks for Rust 1.88 or newer.
 rust_minor=88
 
