@@ -52,7 +52,7 @@ missing_packages() {
 }
 
 install_missing() {
-    missing=$(missing_packages | tr '\n' ' ')
+    missing=$(missing_packages | tr '\n' ' ' | sed 's/ $//')
     [ -n "$missing" ] || return 0
     if [ "$(id -u)" -ne 0 ]; then
         if ! cargo_ok && command -v cargo >/dev/null; then
