@@ -116,6 +116,8 @@ struct Scheduler<'a, 'p> {
     waiting_on: Vec<usize>,
     dependents: Vec<Vec<usize>>,
     ready: BTreeSet<usize>,
+    /// Per instance: how many instances the longest chain starting at it has.
+    height: Vec<usize>,
     free_cores: u32,
     free_memory: u64,
     running: HashMap<usize, Option<u32>>,
@@ -144,7 +146,9 @@ impl<'a, 'p> Scheduler<'a, 'p> {
         }
         let waiting_on: Vec<usize> = plan.instances.iter().map(|i| i.deps.len()).collect();
         let ready = (0..count).filter(|&i| waiting_on[i] == 0).collect();
+        let height = chain_heights(&dependents);
         Scheduler {
+            height,
             plan,
             images,
             config,
@@ -194,12 +198,15 @@ impl<'a, 'p> Scheduler<'a, 'p> {
     }
 
     /// Starts every ready instance that fits in the free cores and memory,
-    /// in plan order, letting smaller ones fill gaps.
+    /// longest remaining chain first, letting smaller ones fill gaps.
     fn launch_ready<'s>(&mut self, scope: &'s std::thread::Scope<'s, '_>, tx: &Sender<Msg>)
     where
         'a: 's,
     {
-        let candidates: Vec<usize> = self.ready.iter().copied().collect();
+        let mut candidates: Vec<usize> = self.ready.iter().copied().collect();
+        // Longest chain of dependents first, so a long pipeline is not held up
+        // behind steps nothing waits for; plan order among equals.
+        candidates.sort_by_key(|&i| (std::cmp::Reverse(self.height[i]), i));
         for index in candidates {
             let resources = &self.plan.pipeline.steps[self.plan.instances[index].step].resources;
             let memory = resources.memory_bytes.unwrap_or(0);
@@ -462,6 +469,34 @@ pub fn describe_termination(termination: &Termination, spec: &ContainerSpec) -> 
     }
 }
 
+/// For each instance, the number of instances on the longest chain of
+/// dependents that starts with it (1 for an instance nothing depends on).
+fn chain_heights(dependents: &[Vec<usize>]) -> Vec<usize> {
+    let mut height = vec![0; dependents.len()];
+    for start in 0..dependents.len() {
+        // Iterative post-order, since chains can be longer than the stack allows.
+        let mut stack = vec![(start, false)];
+        while let Some((node, children_done)) = stack.pop() {
+            if height[node] != 0 {
+                continue;
+            }
+            if children_done {
+                let below = dependents[node].iter().map(|&d| height[d]).max();
+                height[node] = 1 + below.unwrap_or(0);
+                continue;
+            }
+            stack.push((node, true));
+            stack.extend(
+                dependents[node]
+                    .iter()
+                    .filter(|&&d| height[d] == 0)
+                    .map(|&d| (d, false)),
+            );
+        }
+    }
+    height
+}
+
 /// Why a step ended after the run was interrupted: it stopped on the signal,
 /// or it was killed when the grace period ran out.
 fn stopped_reason(interrupted_at: Instant, error: Option<String>) -> String {
@@ -475,5 +510,19 @@ fn stopped_reason(interrupted_at: Instant, error: Option<String>) -> String {
             "stopped by the interrupt ({})",
             error.unwrap_or_else(|| "no reason given".into())
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_heights;
+
+    #[test]
+    fn heights_count_the_longest_chain_of_dependents() {
+        // 0 -> 1 -> 2, 0 -> 3, 4 alone.
+        let dependents = vec![vec![1, 3], vec![2], vec![], vec![], vec![]];
+        assert_eq!(chain_heights(&dependents), [3, 2, 1, 1, 1]);
+        let long: Vec<Vec<usize>> = (0..200_000).map(|i| vec![i + 1]).chain([vec![]]).collect();
+        assert_eq!(chain_heights(&long)[0], 200_001);
     }
 }
