@@ -115,7 +115,8 @@ struct Scheduler<'a, 'p> {
     state: Vec<State>,
     waiting_on: Vec<usize>,
     dependents: Vec<Vec<usize>>,
-    ready: BTreeSet<usize>,
+    /// Ready instances, longest chain of dependents first (see [`Ready`]).
+    ready: BTreeSet<Ready>,
     /// Per instance: how many instances the longest chain starting at it has.
     height: Vec<usize>,
     free_cores: u32,
@@ -145,8 +146,11 @@ impl<'a, 'p> Scheduler<'a, 'p> {
             }
         }
         let waiting_on: Vec<usize> = plan.instances.iter().map(|i| i.deps.len()).collect();
-        let ready = (0..count).filter(|&i| waiting_on[i] == 0).collect();
         let height = chain_heights(&dependents);
+        let ready = (0..count)
+            .filter(|&i| waiting_on[i] == 0)
+            .map(|i| Ready::new(&height, i))
+            .collect();
         Scheduler {
             height,
             plan,
@@ -203,11 +207,15 @@ impl<'a, 'p> Scheduler<'a, 'p> {
     where
         'a: 's,
     {
-        let mut candidates: Vec<usize> = self.ready.iter().copied().collect();
-        // Longest chain of dependents first, so a long pipeline is not held up
-        // behind steps nothing waits for; plan order among equals.
-        candidates.sort_by_key(|&i| (std::cmp::Reverse(self.height[i]), i));
-        for index in candidates {
+        if self.free_cores == 0 || self.ready.is_empty() {
+            return;
+        }
+        let candidates: Vec<Ready> = self.ready.iter().copied().collect();
+        for ready in candidates {
+            let index = ready.1;
+            if self.free_cores == 0 {
+                break; // every step needs at least one core
+            }
             let resources = &self.plan.pipeline.steps[self.plan.instances[index].step].resources;
             let memory = resources.memory_bytes.unwrap_or(0);
             if resources.cpus > self.free_cores || memory > self.free_memory {
@@ -215,7 +223,7 @@ impl<'a, 'p> Scheduler<'a, 'p> {
             }
             self.free_cores -= resources.cpus;
             self.free_memory -= memory;
-            self.ready.remove(&index);
+            self.ready.remove(&ready);
             self.state[index] = State::Running;
             self.running.insert(index, None);
             self.progress.started(&self.plan.instances[index].id);
@@ -326,7 +334,7 @@ impl<'a, 'p> Scheduler<'a, 'p> {
         for &dependent in &self.dependents[index] {
             self.waiting_on[dependent] -= 1;
             if self.waiting_on[dependent] == 0 && self.state[dependent] == State::Waiting {
-                self.ready.insert(dependent);
+                self.ready.insert(Ready::new(&self.height, dependent));
             }
         }
     }
@@ -340,7 +348,7 @@ impl<'a, 'p> Scheduler<'a, 'p> {
                 continue;
             }
             self.state[index] = State::Skipped;
-            self.ready.remove(&index);
+            self.ready.remove(&Ready::new(&self.height, index));
             let mut record = self.placeholder_record(index, StepStatus::Skipped);
             let what = if self.interrupted_at.is_some() {
                 "was stopped"
@@ -466,6 +474,18 @@ pub fn describe_termination(termination: &Termination, spec: &ContainerSpec) -> 
                 .unwrap_or_default();
             format!("exceeded its memory limit of {limit} and was killed")
         }
+    }
+}
+
+/// A ready instance, ordered so that the one with the longest chain of
+/// dependents comes first (a long pipeline is not held up behind steps nothing
+/// waits for), then in plan order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Ready(std::cmp::Reverse<usize>, usize);
+
+impl Ready {
+    fn new(height: &[usize], index: usize) -> Ready {
+        Ready(std::cmp::Reverse(height[index]), index)
     }
 }
 
