@@ -22,23 +22,9 @@ for arg in "$@"; do
     fi
 done
 
-packages=(busybox-static python3 crun runc podman charliecloud-runtime umoci snakemake cwltool)
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-        || missing+=("$package")
-done
-if ((${#missing[@]})); then
-    if [[ $(id -u) -eq 0 ]]; then
-        echo "installing: ${missing[*]}" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >&2
-    else
-        echo "note: not installed (run as root to install): ${missing[*]};" \
-            "those measurements are skipped" >&2
-    fi
-fi
+# Peers missing here are installed as root, else skipped (and said so).
+scripts/apt-install.sh --optional busybox-static python3 crun runc podman \
+    charliecloud-runtime umoci snakemake cwltool
 if [[ ! -x /bin/busybox || ! -x /usr/bin/python3 ]]; then
     echo "error: /bin/busybox and /usr/bin/python3 are needed (Debian: busybox-static python3)" >&2
     exit 1
