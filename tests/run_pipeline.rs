@@ -353,3 +353,40 @@ fn running_with(marker: &str) -> bool {
         .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
         .any(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
 }
+
+#[test]
+fn steps_asking_for_more_cores_than_the_run_has_run_with_what_there_is() {
+    let env = Env::new();
+    let image = env.busybox_image("local/bb", &[]);
+    let yaml = format!(
+        "seal: 1\nname: cores\nimages: {{ bb: {image} }}\nsteps:\n  wide:\n    image: bb\n    \
+         resources: {{ cpus: 8 }}\n    outputs: {{ o: o.txt }}\n    run: echo > o.txt\n  \
+         big:\n    image: bb\n    resources: {{ memory: 2G }}\n    run: true\n  \
+         bigger:\n    image: bb\n    resources: {{ memory: 3G }}\n    run: true\n"
+    );
+    env.write("p.yaml", &yaml);
+    let refused = env.seal(&[
+        "run", "p.yaml", "--out", "out", "--cores", "1", "--memory", "1G",
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("step `big` asks for 2G of memory"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("step `bigger` asks for 3G of memory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cpus but"), "{stderr}");
+
+    let run = env.seal(&["run", "p.yaml", "--out", "out", "--cores", "1"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("step `wide` asks for 8 cpus; it runs with 1 (--cores)"),
+        "{}",
+        text(&run.stderr)
+    );
+    let document = provenance(&env.path().join("out"));
+    assert_eq!(document["steps"][0]["resources"]["cpus"], 1);
+}

@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use clap::Args;
 use rayon::prelude::*;
+use tracing::warn;
 
 use super::output::{
     CliError, EXIT_ENV, EXIT_IMAGE, EXIT_INPUT, EXIT_INTERRUPTED, GlobalArgs, Outcome,
@@ -58,9 +59,10 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> Result<Option<Outcome>, CliErr
     let options = LoadOptions {
         params: args.params.clone(),
     };
-    let loaded = pipeline::load(&args.pipeline, &options).map_err(input_error)?;
-    let plan = crate::dag::plan(&loaded).map_err(input_error)?;
+    let mut loaded = pipeline::load(&args.pipeline, &options).map_err(input_error)?;
     let config = run_config(&args, global, &loaded)?;
+    cap_cpus(&mut loaded, &config);
+    let plan = crate::dag::plan(&loaded).map_err(input_error)?;
     check_fits(&plan, &config)?;
     let images = {
         let guard = InterruptGuard::install()?;
@@ -120,32 +122,44 @@ fn run_config(
     })
 }
 
-/// Refuses a plan with a step that could never start within the limits.
-fn check_fits(plan: &Plan<'_>, config: &RunConfig) -> Result<(), CliError> {
-    for step in &plan.pipeline.steps {
-        let memory = step.resources.memory_bytes.unwrap_or(0);
-        let problem = if step.resources.cpus > config.cores {
-            format!(
-                "step `{}` asks for {} cpus but the run may use {}",
+/// Runs steps that ask for more cores than the run may use with the cores it
+/// has, as Snakemake does with `threads`, and says so.
+fn cap_cpus(pipeline: &mut Pipeline, config: &RunConfig) {
+    for step in &mut pipeline.steps {
+        if step.resources.cpus > config.cores {
+            warn!(
+                "step `{}` asks for {} cpus; it runs with {} (--cores)",
                 step.name, step.resources.cpus, config.cores
-            )
-        } else if memory > config.memory_bytes {
-            format!(
+            );
+            step.resources.cpus = config.cores;
+        }
+    }
+}
+
+/// Refuses a plan with steps that could never start within the memory limit,
+/// naming every one of them.
+fn check_fits(plan: &Plan<'_>, config: &RunConfig) -> Result<(), CliError> {
+    let help = "raise --memory, or lower the step's `resources: { memory: ... }`";
+    let reports: Vec<miette::Report> = plan
+        .pipeline
+        .steps
+        .iter()
+        .filter(|step| step.resources.memory_bytes.unwrap_or(0) > config.memory_bytes)
+        .map(|step| {
+            miette::miette!(
+                help = help,
                 "step `{}` asks for {} of memory but the run may use {}",
                 step.name,
-                format_size(memory),
+                format_size(step.resources.memory_bytes.unwrap_or(0)),
                 format_size(config.memory_bytes)
             )
-        } else {
-            continue;
-        };
-        let help = "raise --cores / --memory, or lower the step's `resources:`";
-        return Err(CliError::new(
-            EXIT_INPUT,
-            miette::miette!(help = help, "{problem}"),
-        ));
+        })
+        .collect();
+    if reports.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let summary = format!("{} step(s) can never start; nothing ran", reports.len());
+    Err(CliError::many(EXIT_INPUT, reports, summary))
 }
 
 /// Catches SIGINT, SIGTERM and SIGHUP while images are prepared, before the

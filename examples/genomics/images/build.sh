@@ -193,10 +193,15 @@ assemble() {
 
 # Run a shell command inside the root: a user namespace lets an ordinary
 # user chroot, and Java needs a /proc.
+# The environment is fixed (env -i), so that nothing of the caller's, such as
+# a PYTHONDONTWRITEBYTECODE left unset, changes what a smoke test writes into
+# the root and with it the image's digest.
 in_root_sh() {
     root=$1; shift
     unshare --user --map-root-user --mount --pid --fork --mount-proc="$root/proc" \
-        chroot "$root" /bin/sh -c "$*"
+        env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
+        /usr/sbin/chroot "$root" /bin/sh -c "$*"
 }
 
 smoke() {

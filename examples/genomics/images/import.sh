@@ -24,7 +24,9 @@ for tool in $tools; do
         echo "import.sh: $tool is not built: run images/build.sh $tool" >&2
         exit 1
     fi
-    key=$(cat "$build/$tool/key")
+    # The build's key and the tar it wrote: a rebuild (even a forced one of
+    # the same recipe) that gives another tree is imported again.
+    key="$(cat "$build/$tool/key"):$(cut -d' ' -f1 "$build/$tool/$tool.tar.sha256")"
     stamp=$build/$tool/imported
     if [ -f "$stamp" ] && [ "$(cut -f1 "$stamp")" = "$key" ]; then
         ref=$(cut -f2 "$stamp")
