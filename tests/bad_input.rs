@@ -239,3 +239,17 @@ fn empty_files_other_versions_and_bad_sizes_say_so_plainly() {
         &["duplicate mapping key: name\n"],
     );
 }
+
+#[test]
+fn a_problem_shared_by_every_item_is_reported_once() {
+    let env = Env::new();
+    let yaml = format!(
+        "seal: 1\nname: bad\nparams: {{ s: [{{id: a}}, {{id: b}}, {{id: c}}] }}\nimages:\n  \
+         bb: test/bb@{DIGEST}\nsteps:\n  a:\n    foreach: ${{params.s}}\n    image: bb\n    \
+         outputs: {{ o: \"${{item}}.txt\" }}\n    run: \"true\"\n"
+    );
+    env.write("p.yaml", &yaml);
+    let output = env.seal(&["validate", "p.yaml"]);
+    assert_fails(&output, 2, "${item} is a mapping; pick one of its keys");
+    assert_eq!(text(&output.stderr).matches("is a mapping").count(), 1);
+}

@@ -211,7 +211,16 @@ impl Problems {
         }
     }
 
+    /// Adds `problem`, unless the same message at the same place is already
+    /// there (a template shared by every `foreach` item fails once per item).
     pub fn push(&mut self, mut problem: Problem) {
+        let repeated = self
+            .list
+            .iter()
+            .any(|p| p.message == problem.message && p.primary == problem.primary);
+        if repeated {
+            return;
+        }
         problem.source = Some(self.source.clone());
         self.list.push(problem);
     }
