@@ -54,7 +54,7 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 pub fn run(args: RunArgs, global: &GlobalArgs) -> Result<Option<Outcome>, CliError> {
     // Before any thread exists: afterwards nothing a step runs can reach seal's binary.
     crate::runtime::seal_self()
-        .map_err(|e| CliError::new(EXIT_ENV, miette::Report::msg(error_text(&e))))?;
+        .map_err(|e| CliError::new(EXIT_ENV, miette::Report::msg(crate::error_chain(&e))))?;
     let started = (SystemTime::now(), Instant::now());
     let options = LoadOptions {
         params: args.params.clone(),
@@ -215,7 +215,7 @@ fn prepare_images(
 ) -> Result<HashMap<String, PreparedImage>, CliError> {
     let show = !global.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let store = Store::open(None)
-        .map_err(|e| CliError::new(EXIT_IMAGE, miette::Report::msg(error_text(&e))))?
+        .map_err(|e| CliError::new(EXIT_IMAGE, miette::Report::msg(crate::error_chain(&e))))?
         .with_progress(show);
     let used: std::collections::BTreeSet<&str> = plan
         .instances
@@ -235,7 +235,7 @@ fn prepare_images(
                     "image `{}` ({}): {}",
                     decl.name,
                     decl.written,
-                    error_text(&e)
+                    crate::error_chain(&e)
                 );
                 CliError::new(EXIT_IMAGE, miette::Report::msg(message))
             })?;
@@ -493,15 +493,4 @@ fn report_failure(record: &StepRecord) {
 
 fn env_error(message: String) -> CliError {
     CliError::new(EXIT_ENV, miette::Report::msg(message))
-}
-
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -119,6 +119,42 @@ pub struct StepRecord {
     pub error: Option<String>,
 }
 
+impl StepRecord {
+    /// The record of an instance before (or without) running it: who it is and
+    /// what it asked for, nothing that happened.
+    pub fn blank(
+        instance: &crate::dag::Instance,
+        step: &crate::pipeline::Step,
+        image_manifest_digest: String,
+        status: StepStatus,
+    ) -> StepRecord {
+        StepRecord {
+            id: instance.id.clone(),
+            step: step.name.clone(),
+            item: instance.item.clone(),
+            status,
+            image: step.image.value.clone(),
+            image_manifest_digest,
+            hermetic: !step.network,
+            process: None,
+            resources: ResourcesRecord {
+                cpus: step.resources.cpus,
+                memory_bytes: step.resources.memory_bytes,
+                time_seconds: step.resources.time.map(|t| t.as_secs_f64()),
+                used: None,
+            },
+            exit: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            logs: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            sandbox: None,
+            error: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {

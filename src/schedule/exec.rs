@@ -56,8 +56,7 @@ pub fn preflight(step: &Step, image: &PreparedImage) -> Result<(), String> {
     let config = &image.config;
     resolve_user(step.user.as_deref().unwrap_or(&config.user), &image.rootfs)?;
     let cwd = workdir(step.workdir.as_deref(), config);
-    let full = image.rootfs.join(cwd.trim_start_matches('/'));
-    if !full.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+    if !is_dir_in(&image.rootfs, &cwd) {
         return Err(format!(
             "the working directory `{cwd}` is not a directory in the image"
         ));
@@ -71,6 +70,13 @@ pub fn preflight(step: &Step, image: &PreparedImage) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// True when `path` is a directory of the image at `rootfs` (not through a
+/// symlink, which a mount would not follow safely).
+pub fn is_dir_in(rootfs: &Path, path: &str) -> bool {
+    let full = rootfs.join(path.trim_start_matches('/'));
+    full.symlink_metadata().is_ok_and(|m| m.is_dir())
 }
 
 /// The working directory inside the container.

@@ -15,7 +15,7 @@ use crate::image::PreparedImage;
 use crate::pipeline::model::{ImageDecl, Step};
 use crate::pipeline::render::{Join, Scope};
 use crate::provenance::manifest::{
-    FileRecord, MountRecord, ProcessRecord, ResourcesRecord, StepRecord, StepStatus, UsageRecord,
+    FileRecord, MountRecord, ProcessRecord, StepRecord, StepStatus, UsageRecord,
 };
 use crate::provenance::{hash_file, timestamp};
 use crate::runtime::{BindMount, ContainerSpec, Limits, Outcome};
@@ -80,31 +80,8 @@ impl Job<'_> {
     }
 
     fn empty_record(&self) -> StepRecord {
-        let resources = &self.step.resources;
-        StepRecord {
-            id: self.instance.id.clone(),
-            step: self.step.name.clone(),
-            item: self.instance.item.clone(),
-            status: StepStatus::NotRun,
-            image: self.image_decl.name.clone(),
-            image_manifest_digest: self.image.manifest_digest.to_string(),
-            hermetic: !self.step.network,
-            process: None,
-            resources: ResourcesRecord {
-                cpus: resources.cpus,
-                memory_bytes: resources.memory_bytes,
-                time_seconds: resources.time.map(|t| t.as_secs_f64()),
-                used: None,
-            },
-            exit: None,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            logs: Vec::new(),
-            started_at: None,
-            finished_at: None,
-            sandbox: None,
-            error: None,
-        }
+        let digest = self.image.manifest_digest.to_string();
+        StepRecord::blank(self.instance, self.step, digest, StepStatus::NotRun)
     }
 
     /// The whole life of the instance; an error is the message users see.
@@ -119,9 +96,9 @@ impl Job<'_> {
         let spec = self.container_spec(sandbox)?;
         record.process = Some(process_record(&spec));
 
-        let running = crate::runtime::spawn(&spec).map_err(|e| error_chain(&e))?;
+        let running = crate::runtime::spawn(&spec).map_err(|e| crate::error_chain(&e))?;
         started(running.pid());
-        let outcome = running.wait().map_err(|e| error_chain(&e));
+        let outcome = running.wait().map_err(|e| crate::error_chain(&e));
         record.logs = self.log_records(&spec);
         let outcome = outcome?;
         record.resources.used = Some(usage(&outcome));
@@ -291,9 +268,7 @@ impl Job<'_> {
 
     /// True when `path` is a directory of the image (not through a symlink).
     fn is_dir_in_image(&self, path: &str) -> bool {
-        let inside = path.trim_start_matches('/');
-        let full = self.image.rootfs.join(inside);
-        full.symlink_metadata().is_ok_and(|m| m.is_dir())
+        exec::is_dir_in(&self.image.rootfs, path)
     }
 
     fn log_records(&self, spec: &ContainerSpec) -> Vec<FileRecord> {
@@ -420,16 +395,4 @@ fn usage(outcome: &Outcome) -> UsageRecord {
         peak_memory_bytes: outcome.peak_memory_bytes,
         enforcement: outcome.enforcement.clone(),
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -23,7 +23,7 @@ use crate::cli::ProgressMode;
 use crate::dag::{InputSource, Plan};
 use crate::image::PreparedImage;
 use crate::pipeline::units::format_size;
-use crate::provenance::manifest::{ResourcesRecord, StepRecord, StepStatus};
+use crate::provenance::manifest::{StepRecord, StepStatus};
 use crate::runtime::{ContainerSpec, Termination};
 use job::{InputFile, Job, JobResult};
 use outputs::Claims;
@@ -405,33 +405,12 @@ impl<'a, 'p> Scheduler<'a, 'p> {
     fn placeholder_record(&self, index: usize, status: StepStatus) -> StepRecord {
         let instance = &self.plan.instances[index];
         let step = &self.plan.pipeline.steps[instance.step];
-        let image = self.images.get(&step.image.value);
-        StepRecord {
-            id: instance.id.clone(),
-            step: step.name.clone(),
-            item: instance.item.clone(),
-            status,
-            image: step.image.value.clone(),
-            image_manifest_digest: image
-                .map(|i| i.manifest_digest.to_string())
-                .unwrap_or_default(),
-            hermetic: !step.network,
-            process: None,
-            resources: ResourcesRecord {
-                cpus: step.resources.cpus,
-                memory_bytes: step.resources.memory_bytes,
-                time_seconds: step.resources.time.map(|t| t.as_secs_f64()),
-                used: None,
-            },
-            exit: None,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            logs: Vec::new(),
-            started_at: None,
-            finished_at: None,
-            sandbox: None,
-            error: None,
-        }
+        let digest = self
+            .images
+            .get(&step.image.value)
+            .map(|i| i.manifest_digest.to_string())
+            .unwrap_or_default();
+        StepRecord::blank(instance, step, digest, status)
     }
 
     fn into_execution(self) -> Execution {
